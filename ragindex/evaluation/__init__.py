@@ -1,0 +1,1 @@
+"""Plain-Python retrieval evaluation: BEIR loading, trec_eval-compatible metrics, fusion, statistics."""
