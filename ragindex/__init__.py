@@ -1,0 +1,1 @@
+"""ragindex: turn document corpora into a versioned, evaluated LanceDB retrieval index."""

@@ -1,0 +1,197 @@
+"""Structure-aware chunking: split at headings, then token windows counted with the model's tokenizer."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from ragindex.config import ChunkerConfig
+from ragindex.documents import Document, sha256_hex
+
+CHUNKER_VERSION = 1
+HEADING_SEPARATOR = " > "
+_MD_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
+_FENCE = re.compile(r"^\s*(```|~~~)")
+_RST_UNDERLINE = re.compile(r"^([=\-~^\"'`#*+:.])\1{2,}\s*$")
+
+
+@dataclass(frozen=True)
+class Section:
+    heading_path: tuple[str, ...]
+    text: str
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A piece of a document small enough to embed; its id is content-addressed."""
+
+    chunk_id: str
+    doc_id: str
+    source: str
+    text: str
+    text_hash: str
+    heading_path: str
+    position: int
+    n_tokens: int
+
+
+def chunker_hash(config: ChunkerConfig, tokenizer_id: str) -> str:
+    """Hash of everything that changes how text is cut: the config, the code version, the tokenizer."""
+    payload = {**config.model_dump(), "version": CHUNKER_VERSION, "tokenizer": tokenizer_id}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def chunk_id(doc_id: str, text: str, config_hash: str) -> str:
+    return hashlib.sha256(f"{doc_id}\x1f{config_hash}\x1f{text}".encode()).hexdigest()[:32]
+
+
+def markdown_sections(text: str) -> list[Section]:
+    """Split at ATX headings ('#'..'######'), ignoring fenced code blocks."""
+    sections: list[Section] = []
+    path: list[tuple[int, str]] = []
+    body: list[str] = []
+    in_fence = False
+
+    def flush() -> None:
+        sections.append(Section(tuple(t for _, t in path), "\n".join(body).strip()))
+        body.clear()
+
+    for line in text.splitlines():
+        if _FENCE.match(line):
+            in_fence = not in_fence
+        match = None if in_fence else _MD_HEADING.match(line)
+        if match:
+            flush()
+            level = len(match.group(1))
+            path[:] = [(lvl, t) for lvl, t in path if lvl < level] + [(level, match.group(2).strip())]
+        else:
+            body.append(line)
+    flush()
+    return [s for s in sections if s.text]
+
+
+def rst_sections(text: str) -> list[Section]:
+    """Split at reST-style headings: a title line underlined (optionally overlined) by punctuation."""
+    lines = text.splitlines()
+    sections: list[Section] = []
+    levels: list[str] = []
+    path: list[tuple[int, str]] = []
+    body: list[str] = []
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        nxt = lines[i + 1] if i + 1 < len(lines) else ""
+        title = line.strip()
+        underline = _RST_UNDERLINE.match(nxt)
+        if title and not line.startswith(" ") and underline and len(nxt.strip()) >= len(title) * 0.6:
+            overline = bool(body) and _RST_UNDERLINE.match(body[-1] or "") is not None
+            if overline:
+                body.pop()
+            style = ("o" if overline else "") + nxt.strip()[0]
+            if style not in levels:
+                levels.append(style)
+            level = levels.index(style)
+            sections.append(Section(tuple(t for _, t in path), "\n".join(body).strip()))
+            body = []
+            path[:] = [(lvl, t) for lvl, t in path if lvl < level] + [(level, title)]
+            i += 2
+            continue
+        body.append(line)
+        i += 1
+    sections.append(Section(tuple(t for _, t in path), "\n".join(body).strip()))
+    return [s for s in sections if s.text]
+
+
+def document_sections(document: Document) -> list[Section]:
+    """Sections of a document by its format; plain text is one section under its title."""
+    if document.format == "markdown":
+        sections = markdown_sections(document.text)
+    elif document.format == "rst":
+        sections = rst_sections(document.text)
+    else:
+        sections = [Section((document.title,) if document.title else (), document.text.strip())]
+    return sections
+
+
+class Chunker:
+    """Cuts documents into chunks of at most `max_tokens` model tokens (special tokens included)."""
+
+    def __init__(self, config: ChunkerConfig, tokenizer, model_max_length: int, tokenizer_id: str):
+        self.config = config
+        self.tokenizer = tokenizer  # a `tokenizers.Tokenizer` without truncation
+        self.max_tokens = min(config.max_tokens, model_max_length)
+        self.config_hash = chunker_hash(config, tokenizer_id)
+        self._special = len(tokenizer.encode("", add_special_tokens=True).ids)
+
+    def _windows(self, prefix: str, body: str) -> Iterator[str]:
+        prefix_tokens = len(self.tokenizer.encode(prefix, add_special_tokens=False).ids) if prefix else 0
+        budget = self.max_tokens - self._special - prefix_tokens
+        if budget < 16:  # an absurdly long heading path: drop it rather than starve the body
+            prefix, budget = "", self.max_tokens - self._special
+        encoding = self.tokenizer.encode(body, add_special_tokens=False)
+        offsets = encoding.offsets
+        if not offsets:
+            return
+        overlap = min(self.config.overlap_tokens, budget // 2)
+        start = 0
+        while True:
+            end = min(start + budget, len(offsets))
+            piece = body[offsets[start][0] : offsets[end - 1][1]].strip()
+            if piece:
+                yield f"{prefix}{piece}"
+            if end >= len(offsets):
+                break
+            start = self._next_start(body, offsets, start, end, overlap)
+
+    @staticmethod
+    def _next_start(body: str, offsets: list[tuple[int, int]], start: int, end: int, overlap: int) -> int:
+        """Start the next window at a line or sentence start inside the overlap, so chunks read well."""
+        first = max(start + 1, end - overlap)
+        for j in range(first, end):
+            before = body[max(0, offsets[j][0] - 2) : offsets[j][0]]
+            if before.endswith("\n") or before.endswith(". "):
+                return j
+        return first
+
+    def _fits(self, text: str) -> str:
+        """Guarantee the limit even where re-tokenising a joined text merges differently."""
+        while len(self.tokenizer.encode(text, add_special_tokens=True).ids) > self.max_tokens:
+            text = text[: int(len(text) * 0.95)]
+        return text
+
+    def chunk(self, document: Document) -> list[Chunk]:
+        chunks: list[Chunk] = []
+        for section in document_sections(document):
+            heading = HEADING_SEPARATOR.join(section.heading_path)
+            prefix = f"{heading}\n\n" if heading else ""
+            for text in self._windows(prefix, section.text):
+                text = self._fits(text)
+                n_tokens = len(self.tokenizer.encode(text, add_special_tokens=True).ids)
+                if n_tokens - self._special < self.config.min_tokens:
+                    continue
+                chunks.append(Chunk(
+                    chunk_id=chunk_id(document.doc_id, text, self.config_hash),
+                    doc_id=document.doc_id,
+                    source=document.source,
+                    text=text,
+                    text_hash=sha256_hex(text),
+                    heading_path=heading,
+                    position=len(chunks),
+                    n_tokens=n_tokens,
+                ))
+        return _unique(chunks)
+
+
+def _unique(chunks: list[Chunk]) -> list[Chunk]:
+    """A document that repeats a passage verbatim yields one chunk for it (ids are content-addressed)."""
+    seen: set[str] = set()
+    return [c for c in chunks if not (c.chunk_id in seen or seen.add(c.chunk_id))]
+
+
+def make_chunker(config: ChunkerConfig, embedder) -> Chunker:
+    """A chunker bound to an embedder's tokenizer and maximum sequence length."""
+    return Chunker(config, embedder.tokenizer, embedder.max_length, embedder.fingerprint.weights_sha256[:12])
+

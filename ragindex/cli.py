@@ -1,0 +1,135 @@
+"""The `ragindex` command line: build (through Dagster, so runs show in the UI), search, summarize."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+from ragindex.errors import ConfigError
+from ragindex.paths import PROJECT_ROOT
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("DAGSTER_HOME", str(PROJECT_ROOT))
+
+
+def _parse_filters(pairs: list[str]) -> dict[str, str]:
+    filters = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise ConfigError(f"--filter '{pair}': expected field=value")
+        name, value = pair.split("=", 1)
+        filters[name.strip()] = value
+    return filters
+
+
+def _print_summary(summary: dict) -> None:
+    d, c = summary["documents"], summary["chunks"]
+    print(f"source {summary['source']}: {d['total']} documents "
+          f"(added {d['added']}, modified {d['modified']}, deleted {d['deleted']}, unchanged {d['unchanged']})")
+    print(f"  chunks: {c['total']} in table ({c['new']} new or changed, {c['embedded']} embedded, "
+          f"{c['reused']} reused from cache, {c['deleted']} deleted); {summary['tokens']} tokens")
+    fp = summary["model_fingerprint"]
+    print(f"  model: {fp['name']} dim {fp['dimension']} max_len {fp['max_length']} {fp['pooling']} pooling, "
+          f"fingerprint {fp['id']} (weights sha256 {fp['weights_sha256'][:12]}…)")
+    print(f"  table: {summary['table']} at {summary['uri']}, version {summary['version']}, tag {summary['tag']}")
+    print(f"  skipped: {len(summary['skipped'])}")
+    for item in summary["skipped"]:
+        print(f"    {item['path']}: {item['reason']}")
+    print(f"  time: {summary['seconds']} s (Dagster run {summary['dagster_run_id']})")
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from pipelines.runner import run_index
+
+    summary = run_index(args.config, args.source, args.name)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        _print_summary(summary)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Build every configured source and print what was done."""
+    from pipelines.runner import run_index
+    from ragindex.config import load_config
+
+    start = time.perf_counter()
+    project = load_config(args.config)
+    for source in project.sources:
+        _print_summary(run_index(args.config, source.name, args.name))
+    print(f"done in {time.perf_counter() - start:.1f} s; try: ragindex search \"how does the with statement work\"")
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from ragindex.config import load_config
+    from ragindex.embedding import load_embedder
+    from ragindex.index_store import IndexStore
+    from ragindex.search import Retriever
+
+    project = load_config(args.config)
+    filters = _parse_filters(args.filter)
+    store = IndexStore(project.index, args.name)
+    embedder = load_embedder(project.embedder.model, project.embedder.batch_size, project.embedder.device)
+    retriever = Retriever(store, embedder, project.search, version=args.version)
+    hits = retriever.search(args.query, args.mode, args.k, filters)
+    if args.json:
+        print(json.dumps([h.as_dict() for h in hits], indent=2, ensure_ascii=False))
+        return 0
+    for rank, hit in enumerate(hits, start=1):
+        body = " ".join(hit.text.split())
+        print(f"{rank:2d}. [{hit.score:.3f}] {hit.doc_id} :: {hit.heading_path or hit.title}")
+        print(f"    {body[:200]}{'…' if len(body) > 200 else ''}")
+    if not hits:
+        print("no results")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ragindex", description=__doc__)
+    parser.add_argument("--config", help="YAML config (default: configs/default.yaml or $RAGINDEX_CONFIG)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="build every configured source and print a summary")
+    run.add_argument("--name", help="table name (default: index.table from the config)")
+    run.set_defaults(func=cmd_run)
+
+    index = sub.add_parser("index", help="build or update the index for one source (a Dagster run)")
+    index.add_argument("--source", required=True, help="a configured source name, or a directory/BEIR folder")
+    index.add_argument("--name", help="table name (default: index.table from the config)")
+    index.add_argument("--json", action="store_true", help="print a JSON summary")
+    index.set_defaults(func=cmd_index)
+
+    search = sub.add_parser("search", help="search the index")
+    search.add_argument("query")
+    search.add_argument("--mode", default="hybrid", choices=["dense", "dense_exact", "fts", "hybrid"])
+    search.add_argument("--k", type=int, default=10)
+    search.add_argument("--filter", action="append", default=[], metavar="FIELD=VALUE",
+                        help="metadata filter, repeatable (source, doc_id, title, path, format, heading_path)")
+    search.add_argument("--name", help="table name (default: index.table from the config)")
+    search.add_argument("--version", help="a table version number or tag to search")
+    search.add_argument("--json", action="store_true", help="machine-readable output")
+    search.set_defaults(func=cmd_search)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "version", None) and str(args.version).isdigit():
+        args.version = int(args.version)
+    from ragindex.errors import RunFailed
+
+    try:
+        return args.func(args)
+    except (ConfigError, RunFailed) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2 if isinstance(error, ConfigError) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,151 @@
+"""Typed project configuration, validated from the YAML files in configs/."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ragindex.errors import ConfigError
+from ragindex.paths import PROJECT_ROOT, data_dir, default_config_path
+
+SourceType = Literal["directory", "beir", "pydoc_topics"]
+DEFAULT_INCLUDE = ["*.md", "*.markdown", "*.txt", "*.rst", "*.html", "*.htm"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SourceConfig(_Strict):
+    """One corpus: a directory tree, a BEIR-layout folder, or the embedded CPython reference."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    type: SourceType
+    path: str | None = None
+    include: list[str] = Field(default_factory=lambda: list(DEFAULT_INCLUDE))
+    max_file_bytes: int = Field(default=5_000_000, gt=0)
+    always_hash: bool = False
+
+    @model_validator(mode="after")
+    def _path_needed(self) -> SourceConfig:
+        if self.type in ("directory", "beir") and not self.path:
+            raise ValueError(f"source '{self.name}' of type {self.type} needs a 'path'")
+        return self
+
+    def resolved_path(self) -> Path:
+        path = Path(self.path or "")
+        return path if path.is_absolute() else (PROJECT_ROOT / path).resolve()
+
+
+class ChunkerConfig(_Strict):
+    """Structure-aware splitting, then token windows counted with the model's tokenizer."""
+
+    max_tokens: int = Field(default=256, gt=8)
+    overlap_tokens: int = Field(default=32, ge=0)
+    min_tokens: int = Field(default=1, ge=1)
+
+    @model_validator(mode="after")
+    def _overlap_smaller(self) -> ChunkerConfig:
+        if self.overlap_tokens >= self.max_tokens // 2:
+            raise ValueError("chunker.overlap_tokens must be less than half of chunker.max_tokens")
+        return self
+
+
+class EmbedderConfig(_Strict):
+    """Which model embeds, and how: a packaged model name or a local model directory."""
+
+    model: str = "all-MiniLM-L6-v2"
+    batch_size: int = Field(default=64, gt=0)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+
+class AnnConfig(_Strict):
+    """Vector index parameters; below min_rows the table is searched exactly."""
+
+    min_rows: int = Field(default=4096, ge=0)
+    index_type: Literal["IVF_HNSW_SQ", "IVF_PQ", "IVF_FLAT"] = "IVF_HNSW_SQ"
+    num_partitions: int | None = None
+    nprobes: int = Field(default=20, gt=0)
+    refine_factor: int | None = None
+    ef: int = Field(default=64, gt=0)
+
+
+class IndexConfig(_Strict):
+    """Where the LanceDB table lives and which indexes it carries."""
+
+    uri: str | None = None
+    table: str = Field(default="chunks", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    fts: bool = True
+    fts_title_boost: float = Field(default=2.0, ge=0)  # BM25 over text + boosted document title
+    fts_stop_words: bool = False  # keep 'with', 'not', 'in'...: they are keywords in technical corpora
+    ann: AnnConfig = AnnConfig()
+    max_delete_fraction: float = Field(default=0.3, ge=0, le=1)
+    confirm_deletions: bool = False
+
+    def resolved_uri(self) -> str:
+        return self.uri or str(data_dir() / "lancedb")
+
+
+class SearchConfig(_Strict):
+    """How hybrid search fuses dense and full-text results."""
+
+    fusion: Literal["weighted", "rrf"] = "weighted"
+    hybrid_weight: float = Field(default=0.7, ge=0, le=1)  # dense share; evaluation measures the best one
+    candidates: int = Field(default=100, gt=0)
+
+
+class ProjectConfig(_Strict):
+    """The whole configuration file."""
+
+    sources: list[SourceConfig]
+    chunker: ChunkerConfig = ChunkerConfig()
+    embedder: EmbedderConfig = EmbedderConfig()
+    index: IndexConfig = IndexConfig()
+    search: SearchConfig = SearchConfig()
+
+    @model_validator(mode="after")
+    def _unique_sources(self) -> ProjectConfig:
+        names = [s.name for s in self.sources]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"source names must be unique; repeated: {', '.join(dupes)}")
+        return self
+
+    def source(self, name: str) -> SourceConfig:
+        for source in self.sources:
+            if source.name == name:
+                return source
+        known = ", ".join(s.name for s in self.sources) or "none"
+        raise ConfigError(f"unknown source '{name}' (configured: {known}); add it under 'sources:' in the config")
+
+
+def _one_line(error: ValidationError, origin: str) -> str:
+    first = error.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "top level"
+    more = f" (+{error.error_count() - 1} more)" if error.error_count() > 1 else ""
+    return f"{origin}: {where}: {first['msg']}{more}"
+
+
+def parse_config(raw: dict, origin: str = "config") -> ProjectConfig:
+    """Validate a mapping into a ProjectConfig, raising ConfigError with one line on failure."""
+    try:
+        return ProjectConfig.model_validate(raw)
+    except ValidationError as error:
+        raise ConfigError(_one_line(error, origin)) from None
+
+
+def load_config(path: str | Path | None = None) -> ProjectConfig:
+    """Read and validate a YAML configuration file (default: configs/default.yaml or $RAGINDEX_CONFIG)."""
+    path = Path(path) if path else default_config_path()
+    if not path.is_file():
+        raise ConfigError(f"config file {path} not found; pass an existing YAML file (see configs/)")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return parse_config(raw, origin=str(path))

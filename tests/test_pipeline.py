@@ -1,0 +1,121 @@
+"""The whole graph materialized in-process against a real Dagster instance, on a small corpus."""
+
+import json
+import shutil
+
+import pytest
+import yaml
+from conftest import WITH_SENTENCE, write_small_corpus
+from dagster import AssetKey, DagsterInstance, instance_for_test
+
+from pipelines.factory import build_definitions
+from pipelines.runner import failure_message
+from ragindex.cli import main
+from ragindex.config import load_config
+from ragindex.embedding import load_embedder
+from ragindex.index_store import IndexStore
+from ragindex.search import Retriever
+
+
+@pytest.fixture
+def project(tmp_path):
+    corpus = write_small_corpus(tmp_path)
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({
+        "sources": [{"name": "docs", "type": "directory", "path": str(corpus), "max_file_bytes": 1_000_000}],
+        "chunker": {"max_tokens": 64, "overlap_tokens": 8},
+        "index": {"uri": str(tmp_path / "lancedb"), "table": "chunks"},
+    }))
+    (tmp_path / "dagster").mkdir()
+    with instance_for_test(temp_dir=str(tmp_path / "dagster")) as instance:
+        instance.add_dynamic_partitions("sources", ["docs"])
+        yield config, corpus, instance
+
+
+def _run(config, instance: DagsterInstance, table=None):
+    job = build_definitions(config, table).resolve_job_def("index_job")
+    return job.execute_in_process(instance=instance, partition_key="docs", raise_on_error=False)
+
+
+def _metadata(instance: DagsterInstance, asset: str) -> dict:
+    event = instance.get_latest_materialization_event(AssetKey(asset))
+    return {k: v.value for k, v in event.asset_materialization.metadata.items()}
+
+
+def _table_ids(config) -> list[str]:
+    return IndexStore(load_config(config).index).open().to_arrow().column("chunk_id").to_pylist()
+
+
+def test_build_rerun_search_and_change(project):
+    config, corpus, instance = project
+    first = _run(config, instance)
+    assert first.success
+    docs = _metadata(instance, "documents")
+    assert (docs["documents_added"], docs["skipped"]) == (5, 5)
+    for reason in ("empty file", "binary file", "not valid UTF-8", "over-size file", "symlink loop"):
+        assert reason in docs["skipped_files"]
+    build = first.output_for_node("search_index")
+    ids = _table_ids(config)
+    assert len(ids) == len(set(ids)) == build.rows == first.output_for_node("chunks").chunks
+    assert build.tag.startswith("docs-") and IndexStore(load_config(config).index).open().tags.list()[build.tag]
+
+    # the same corpus again: nothing embedded, same ids, no duplicate rows
+    second = _run(config, instance)
+    assert second.success
+    assert second.output_for_node("documents").changes.counts()["unchanged"] == 5
+    assert second.output_for_node("embeddings").embedded == 0
+    assert sorted(_table_ids(config)) == sorted(ids)
+
+    # search finds the chunk that holds the sentence, in every mode, with its heading path
+    project_config = load_config(config)
+    retriever = Retriever(IndexStore(project_config.index), load_embedder(), project_config.search)
+    for mode in ("dense", "dense_exact", "fts", "hybrid"):
+        top = retriever.search("who winds the clockwork of the lighthouse at dusk?", mode, 3)[0]
+        assert (top.doc_id, top.heading_path) == ("guide/lighthouse.md", "Coastal notes > Keepers"), mode
+        assert WITH_SENTENCE in top.text
+    assert {h.doc_id for h in retriever.search("vectors", "hybrid", 10, {"format": "rst"})} == {"reference.rst"}
+
+    # a real change: one file edited, one deleted, one added
+    (corpus / "guide" / "lighthouse.md").write_text("# Coastal notes\n\n## Keepers\n\nThe keeper retired.\n")
+    (corpus / "notes.txt").unlink()
+    (corpus / "new.md").write_text("# New\n\nA brand new page about fog horns.\n")
+    third = _run(config, instance)
+    assert third.success
+    assert third.output_for_node("documents").changes.counts() == {
+        "added": 1, "modified": 1, "deleted": 1, "unchanged": 3}
+    rows = IndexStore(project_config.index).open().to_arrow().to_pylist()
+    assert "notes.txt" not in {r["doc_id"] for r in rows}
+    assert not any(WITH_SENTENCE in r["text"] for r in rows)
+    assert len(rows) == len({r["chunk_id"] for r in rows})
+
+
+def test_deletion_guard_stops_an_emptied_source(project, capsys, monkeypatch):
+    config, corpus, instance = project
+    assert _run(config, instance).success
+    before = sorted(_table_ids(config))
+    shutil.rmtree(corpus / "guide")
+    for name in ("notes.txt", "page.html"):
+        (corpus / name).unlink()
+    failed = _run(config, instance)
+    assert not failed.success
+    message = failure_message(failed)
+    assert "would delete" in message and "confirm_deletions" in message
+    assert sorted(_table_ids(config)) == before  # nothing was lost
+
+
+def test_cli_index_and_search_json(project, capsys, monkeypatch):
+    config, _, instance = project
+    monkeypatch.setenv("DAGSTER_HOME", instance.root_directory)
+    monkeypatch.setattr(DagsterInstance, "get", classmethod(lambda cls: instance))
+    assert main(["--config", str(config), "index", "--source", "docs", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["documents"]["added"] == 5 and summary["chunks"]["embedded"] > 0
+    assert summary["chunks"]["total"] == summary["rows"] and summary["tag"].startswith("docs-")
+    assert len(summary["skipped"]) == 5
+    assert main(["--config", str(config), "search", "lighthouse keeper clockwork", "--json", "--k", "2",
+                 "--filter", "source=docs"]) == 0
+    hits = json.loads(capsys.readouterr().out)
+    assert hits[0]["doc_id"] == "guide/lighthouse.md" and hits[0]["heading_path"] == "Coastal notes > Keepers"
+    assert set(hits[0]) >= {"chunk_id", "doc_id", "heading_path", "score", "text"}
+    assert main(["--config", str(config), "index", "--source", "nope"]) == 2
+    assert "unknown source 'nope'" in capsys.readouterr().err
