@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dagster import Definitions, in_process_executor, load_assets_from_modules
+from dagster import Definitions, in_process_executor, load_asset_checks_from_modules, load_assets_from_modules
 
-from assets import chunk, embed, index, ingest
+from assets import chunk, embed, index, ingest, quality
 from pipelines.jobs import index_job
 from pipelines.sensors import make_source_sensor
 from ragindex.config import load_config
@@ -22,6 +22,7 @@ def build_definitions(config_path: str | Path | None = None, table: str | None =
     config = load_config(path)
     return Definitions(
         assets=load_assets_from_modules([ingest, chunk, embed, index]),
+        asset_checks=load_asset_checks_from_modules([quality]),
         jobs=[index_job],
         sensors=[make_source_sensor(path)],
         resources={

@@ -1,0 +1,1 @@
+"""Data-quality asset checks (Great Expectations 1.x) guarding what is published."""
