@@ -6,7 +6,7 @@ from pathlib import Path
 
 from dagster import Definitions, in_process_executor, load_asset_checks_from_modules, load_assets_from_modules
 
-from assets import chunk, embed, index, ingest, quality
+from assets import chunk, embed, evaluate, index, ingest, quality
 from pipelines.jobs import index_job
 from pipelines.sensors import make_source_sensor
 from ragindex.config import load_config
@@ -14,6 +14,7 @@ from ragindex.paths import default_config_path
 from resources.corpus import CorpusResource
 from resources.embedder import EmbedderResource
 from resources.lancedb_store import LanceStoreResource
+from resources.mlflow_tracker import MlflowResource
 
 
 def build_definitions(config_path: str | Path | None = None, table: str | None = None) -> Definitions:
@@ -21,7 +22,7 @@ def build_definitions(config_path: str | Path | None = None, table: str | None =
     path = str(Path(config_path or default_config_path()).resolve())
     config = load_config(path)
     return Definitions(
-        assets=load_assets_from_modules([ingest, chunk, embed, index]),
+        assets=load_assets_from_modules([ingest, chunk, embed, index, evaluate]),
         asset_checks=load_asset_checks_from_modules([quality]),
         jobs=[index_job],
         sensors=[make_source_sensor(path)],
@@ -30,6 +31,7 @@ def build_definitions(config_path: str | Path | None = None, table: str | None =
             "embedder": EmbedderResource(model=config.embedder.model, batch_size=config.embedder.batch_size,
                                          device=config.embedder.device),
             "lancedb": LanceStoreResource(config_path=path, table=table),
+            "mlflow": MlflowResource(),
         },
         executor=in_process_executor,
     )

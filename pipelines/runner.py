@@ -28,15 +28,20 @@ def failure_message(result: ExecuteInProcessResult) -> str:
     return "run failed"
 
 
-def run_index(config: str | None, source: str, table: str | None) -> dict:
-    """Materialize the index job for one source against the project's Dagster instance."""
-    project = load_config(config)
+def source_name(project, source: str) -> str:
+    """A configured source name, or a directory / BEIR folder registered under a derived name."""
     try:
-        name = resolve_source(project, source).name
+        return resolve_source(project, source).name
     except ConfigError:
         if not (os.sep in source or Path(source).exists()):
             raise
-        name = register_directory(source).name
+        return register_directory(source).name
+
+
+def run_index(config: str | None, source: str, table: str | None) -> dict:
+    """Materialize the index job for one source against the project's Dagster instance."""
+    project = load_config(config)
+    name = source_name(project, source)
     defs = build_definitions(config, table)
     instance = DagsterInstance.get()
     if not instance.has_dynamic_partition(sources_partitions.name, name):
@@ -66,5 +71,8 @@ def run_index(config: str | None, source: str, table: str | None) -> dict:
         "indexes": build.indexes,
         "rows": build.rows,
         "dagster_run_id": result.run_id,
+        "mlflow_run_id": build.mlflow_run_id,
+        "evaluation": result.output_for_node("evaluation").payload,
+        "promotion": result.output_for_node("champion"),
         "seconds": round(time.perf_counter() - start, 2),
     }

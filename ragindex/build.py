@@ -96,6 +96,7 @@ class IndexBuild:
     deleted: int
     indexes: dict[str, str]
     seconds: float
+    mlflow_run_id: str | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -7,6 +7,7 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 
 from ragindex.errors import ConfigError
 from ragindex.paths import PROJECT_ROOT
@@ -90,6 +91,59 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Index a BEIR data set's corpus (cached) through the assets, evaluate every mode, write the JSON."""
+    from pipelines.runner import run_index, source_name
+    from ragindex.config import load_config
+    from ragindex.evaluation.beir import EvalDataError, load_beir
+
+    folder = Path(args.dataset)
+    try:
+        load_beir(folder)  # fail fast, before indexing, on a missing file
+    except EvalDataError as error:
+        raise ConfigError(str(error)) from None
+    name = source_name(load_config(args.config), str(folder))
+    summary = run_index(args.config, str(folder), args.name or f"eval-{name}")
+    payload = summary["evaluation"]
+    if args.out:
+        Path(args.out).write_text(json.dumps(payload, indent=2))
+    if args.json:
+        print(json.dumps({k: v for k, v in payload.items() if k != "per_query"}, indent=2))
+        return 0
+    print(f"{payload['dataset']}: {payload['n_queries']} queries scored; index {summary['table']} "
+          f"v{summary['version']} ({summary['chunks']['embedded']} chunks embedded this run)")
+    metrics = list(next(iter(payload["modes"].values())))
+    print(f"{'mode':12s}" + "".join(f"{m:>11s}" for m in metrics) + f"{'p50 ms':>9s}{'p95 ms':>9s}")
+    for mode, values in payload["modes"].items():
+        latency = payload["latency_ms"][mode]
+        print(f"{mode:12s}" + "".join(f"{values[m]:11.4f}" for m in metrics)
+              + f"{latency['p50']:9.1f}{latency['p95']:9.1f}")
+    fusion = payload["fusion"]
+    print(f"ann_recall@10 {payload['ann_recall@10']:.4f}; hybrid weight {fusion['weight']} "
+          f"({fusion['folds']}-fold CV, seed {fusion['seed']}, fold weights {fusion['fold_weights']})")
+    for problem in payload["problems"]:
+        print(f"note: {problem}")
+    promotion = summary["promotion"]
+    print(f"MLflow run {payload['mlflow_run_id']}; {promotion['model']} v{promotion['version']}: "
+          f"{promotion['reason']}")
+    if args.out:
+        print(f"wrote {args.out}")
+    return 0
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from ragindex import tracking
+    from ragindex.config import load_config
+
+    name = args.model or load_config(args.config).serving.model_name
+    try:
+        result = tracking.rollback(name)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    print(f"{name}: champion is now v{result.version} ({result.reason})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ragindex", description=__doc__)
     parser.add_argument("--config", help="YAML config (default: configs/default.yaml or $RAGINDEX_CONFIG)")
@@ -115,6 +169,16 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--version", help="a table version number or tag to search")
     search.add_argument("--json", action="store_true", help="machine-readable output")
     search.set_defaults(func=cmd_search)
+    evaluate = sub.add_parser("evaluate", help="index a BEIR data set and measure every search mode")
+    evaluate.add_argument("--dataset", required=True, help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/test.tsv")
+    evaluate.add_argument("--out", help="write the metrics JSON here")
+    evaluate.add_argument("--name", help="table name (default: eval-<dataset>)")
+    evaluate.add_argument("--json", action="store_true", help="print the JSON instead of a table")
+    evaluate.set_defaults(func=cmd_evaluate)
+
+    rollback = sub.add_parser("rollback", help="move the champion alias back to the version it replaced")
+    rollback.add_argument("--model", help="registered model name (default: serving.model_name)")
+    rollback.set_defaults(func=cmd_rollback)
     return parser
 
 

@@ -93,8 +93,37 @@ class SearchConfig(_Strict):
     """How hybrid search fuses dense and full-text results."""
 
     fusion: Literal["weighted", "rrf"] = "weighted"
-    hybrid_weight: float = Field(default=0.7, ge=0, le=1)  # dense share; evaluation measures the best one
+    # dense share of the fused score; "auto" = the weight the last evaluation of the table chose (else 0.7)
+    hybrid_weight: float | Literal["auto"] = "auto"
     candidates: int = Field(default=100, gt=0)
+
+
+class EvaluationConfig(_Strict):
+    """Judged queries per source (BEIR sources bring their own queries.jsonl and qrels)."""
+
+    datasets: dict[str, str] = Field(default_factory=dict)  # source name -> BEIR folder
+    depth: int = Field(default=100, gt=0)
+    folds: int = Field(default=5, ge=2)
+    seed: int = 0
+
+
+class ServingConfig(_Strict):
+    """The registered retriever and its promotion gate."""
+
+    model_name: str = "ragindex-retriever"
+    promotion_margin: float = Field(default=0.01, ge=0)
+    gate_mode: Literal["dense", "dense_exact", "fts", "hybrid"] = "hybrid"
+
+
+class QualityConfig(_Strict):
+    """Thresholds of the data-quality asset checks (Great Expectations suites, assets/quality.py)."""
+
+    unit_norm_tolerance: float = Field(default=1e-3, gt=0)  # |‖v‖ - 1| allowed for every vector
+    max_unindexed_share: float = Field(default=0.1, ge=0, le=1)  # rows not yet in an index, per index
+    min_ann_recall_at_10: float = Field(default=0.9, ge=0, le=1)  # ANN vs exact search, mean over queries
+    recall_sample_size: int = Field(default=50, gt=0)  # table vectors used as queries (seeded sample)
+    recall_seed: int = 0
+    data_docs: bool = True  # also render GE's HTML Data Docs next to the JSON results
 
 
 class ProjectConfig(_Strict):
@@ -105,6 +134,9 @@ class ProjectConfig(_Strict):
     embedder: EmbedderConfig = EmbedderConfig()
     index: IndexConfig = IndexConfig()
     search: SearchConfig = SearchConfig()
+    quality: QualityConfig = QualityConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
+    serving: ServingConfig = ServingConfig()
 
     @model_validator(mode="after")
     def _unique_sources(self) -> ProjectConfig:

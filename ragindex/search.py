@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Literal
 
 from lancedb.query import MultiMatchQuery
@@ -11,7 +13,9 @@ from ragindex.config import SearchConfig
 from ragindex.embedding import Embedder
 from ragindex.evaluation.fusion import normalized_fusion, rrf
 from ragindex.index_store import IndexStore, where_clause
+from ragindex.paths import data_dir
 
+DEFAULT_HYBRID_WEIGHT = 0.7
 Mode = Literal["dense", "dense_exact", "fts", "hybrid"]
 MODES: tuple[str, ...] = ("dense", "dense_exact", "fts", "hybrid")
 _COLUMNS = ["chunk_id", "doc_id", "source", "title", "heading_path", "text"]
@@ -42,6 +46,8 @@ class Retriever:
         self.table = store.open(version)
         self.ann = store.config.ann
         self.has_ann = any(tuple(i.columns) == ("vector",) for i in self.table.list_indices())
+        weight = self.config.hybrid_weight
+        self.hybrid_weight = measured_weight(store.name) if weight == "auto" else float(weight)
 
     def search(self, query: str, mode: Mode = "hybrid", k: int = 10, filters: dict[str, str] | None = None,
                vector=None) -> list[Hit]:
@@ -61,7 +67,7 @@ class Retriever:
             fused = rrf([{c: h.score for c, h in dense.items()}, {c: h.score for c, h in sparse.items()}])
         else:
             fused = normalized_fusion({c: h.score for c, h in dense.items()},
-                                      {c: h.score for c, h in sparse.items()}, self.config.hybrid_weight)
+                                      {c: h.score for c, h in sparse.items()}, self.hybrid_weight)
         ranked = sorted(fused.items(), key=lambda item: (-item[1], item[0]))[:k]
         return [Hit(**{**asdict(dense.get(c) or sparse[c]), "score": s}) for c, s in ranked]
 
@@ -88,6 +94,16 @@ class Retriever:
             query = query.where(where, prefilter=True)
         rows = query.select([*_COLUMNS, "_score"]).limit(k).to_list()
         return [_hit(row, row["_score"]) for row in rows]
+
+
+def fusion_file(table: str) -> Path:
+    return data_dir() / "evaluations" / table / "fusion.json"
+
+
+def measured_weight(table: str, default: float = DEFAULT_HYBRID_WEIGHT) -> float:
+    """The dense weight chosen by the last evaluation of this table, so CLI and served model rank alike."""
+    file = fusion_file(table)
+    return float(json.loads(file.read_text())["weight"]) if file.is_file() else default
 
 
 def _hit(row: dict, score: float) -> Hit:

@@ -1,0 +1,92 @@
+"""Run every query of an evaluation set through every search mode and measure quality and latency."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ragindex.evaluation.beir import EvalSet
+from ragindex.evaluation.fusion import choose_fusion_weight
+from ragindex.evaluation.latency import percentiles_ms
+from ragindex.evaluation.metrics import ann_recall_at_k, doc_scores_from_chunks, mean_metrics, per_query_metrics
+from ragindex.search import Retriever
+
+MODES = ("dense", "dense_exact", "fts", "hybrid")
+Progress = Callable[[str], None]
+
+
+@dataclass
+class EvaluationResult:
+    """Everything the report, the gate and MLflow need: means, per-query scores, runs, fusion choice."""
+
+    dataset: str
+    n_queries: int
+    modes: dict[str, dict[str, float]]
+    per_query: dict[str, dict[str, dict[str, float]]]  # mode -> query -> metric -> value
+    runs: dict[str, dict[str, dict[str, float]]]  # mode -> query -> doc -> score
+    ann_recall_at_10: float
+    latency_ms: dict[str, dict[str, float]]
+    fusion: dict
+    problems: list[str] = field(default_factory=list)
+
+    def as_json(self, mlflow_run_id: str | None, index: dict) -> dict:
+        return {
+            "dataset": self.dataset,
+            "n_queries": self.n_queries,
+            "modes": self.modes,
+            "ann_recall@10": self.ann_recall_at_10,
+            "latency_ms": self.latency_ms,
+            "fusion": self.fusion,
+            "mlflow_run_id": mlflow_run_id,
+            "index": index,
+            "problems": self.problems,
+            "per_query": self.per_query,
+        }
+
+
+def evaluate(retriever: Retriever, evalset: EvalSet, dataset: str, depth: int = 100, folds: int = 5,
+             seed: int = 0, progress: Progress | None = None) -> EvaluationResult:
+    """Dense (ANN as served), dense_exact (brute-force cosine), fts (BM25) and hybrid (weighted fusion whose
+    weight is chosen by k-fold cross-validation: each query is scored with a weight tuned on other queries)."""
+    qids = evalset.scored_query_ids
+    runs: dict[str, dict[str, dict[str, float]]] = {m: {} for m in ("dense", "dense_exact", "fts")}
+    seconds: dict[str, list[float]] = {m: [] for m in MODES}
+    ann_recalls: list[float] = []
+    for i, qid in enumerate(qids):
+        text = evalset.queries[qid]
+        start = time.perf_counter()
+        vector = retriever.embedder.embed([text])[0]
+        embed_s = time.perf_counter() - start
+        hits = {}
+        for mode in ("dense", "dense_exact", "fts"):
+            start = time.perf_counter()
+            hits[mode] = retriever.search(text, mode, depth, vector=vector)
+            seconds[mode].append(time.perf_counter() - start + (embed_s if mode != "fts" else 0.0))
+            runs[mode][qid] = doc_scores_from_chunks((h.doc_id, h.score) for h in hits[mode])
+        start = time.perf_counter()
+        retriever.search(text, "hybrid", 10, vector=vector)  # the served hybrid path, for its latency
+        seconds["hybrid"].append(time.perf_counter() - start + embed_s)
+        ann_recalls.append(ann_recall_at_k([h.chunk_id for h in hits["dense"]],
+                                           [h.chunk_id for h in hits["dense_exact"]], 10))
+        if progress and (i + 1) % 25 == 0:
+            progress(f"evaluated {i + 1}/{len(qids)} queries")
+    qrels = {q: evalset.qrels[q] for q in qids}
+    choice = choose_fusion_weight(runs["dense"], runs["fts"], qrels, folds=folds, seed=seed)
+    runs["hybrid"] = choice.cv_run
+    per_query = {mode: per_query_metrics(run, qrels) for mode, run in runs.items()}
+    return EvaluationResult(
+        dataset=dataset,
+        n_queries=len(qids),
+        modes={mode: mean_metrics(per_query[mode]) for mode in MODES},
+        per_query={mode: per_query[mode] for mode in MODES},
+        runs={mode: runs[mode] for mode in MODES},
+        ann_recall_at_10=float(np.mean(ann_recalls)) if ann_recalls else 1.0,
+        latency_ms={mode: percentiles_ms(s) for mode, s in seconds.items() if s},
+        fusion={"method": "weighted (min-max normalised)", "weight": choice.weight, "folds": choice.folds,
+                "seed": choice.seed, "fold_weights": choice.fold_weights, "metric": choice.metric,
+                "served_weight_before": retriever.hybrid_weight},
+        problems=list(evalset.problems),
+    )

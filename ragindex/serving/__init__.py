@@ -1,0 +1,1 @@
+"""Serving: the registered MLflow retriever model."""

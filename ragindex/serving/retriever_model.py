@@ -1,0 +1,39 @@
+"""MLflow models-from-code: a retriever that opens its LanceDB table at a pinned tag and answers queries.
+
+Input rows: {"query": str, "k": int (default 10), "mode": "dense"|"dense_exact"|"fts"|"hybrid" (default hybrid)}.
+Output: one list of ranked chunks (chunk_id, doc_id, heading_path, score, text) per input row.
+"""
+
+from __future__ import annotations
+
+import mlflow
+from mlflow.pyfunc import PythonModel
+
+
+class RetrieverModel(PythonModel):
+    def load_context(self, context) -> None:
+        from ragindex.config import AnnConfig, IndexConfig, SearchConfig
+        from ragindex.embedding import load_embedder
+        from ragindex.index_store import IndexStore
+        from ragindex.search import Retriever
+
+        cfg = context.model_config
+        index = IndexConfig(uri=cfg["uri"], table=cfg["table"], fts_title_boost=cfg["fts_title_boost"],
+                            ann=AnnConfig(**cfg["ann"]))
+        search = SearchConfig(**cfg["search"])
+        embedder = load_embedder(cfg["model"], cfg.get("batch_size", 64), "auto")
+        if embedder.fingerprint.id != cfg["fingerprint"]:
+            raise RuntimeError(f"model fingerprint {embedder.fingerprint.id} != indexed {cfg['fingerprint']}")
+        self.retriever = Retriever(IndexStore(index), embedder, search, version=cfg["tag"])
+
+    def predict(self, context, model_input, params=None):
+        rows = model_input.to_dict("records") if hasattr(model_input, "to_dict") else list(model_input)
+        out = []
+        for row in rows:
+            k = int(row.get("k") or 10)
+            hits = self.retriever.search(str(row["query"]), row.get("mode") or "hybrid", k)
+            out.append([h.as_dict() for h in hits])
+        return out
+
+
+mlflow.models.set_model(RetrieverModel())
