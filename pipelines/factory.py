@@ -6,7 +6,7 @@ from pathlib import Path
 
 from dagster import Definitions, in_process_executor, load_asset_checks_from_modules, load_assets_from_modules
 
-from assets import chunk, embed, evaluate, index, ingest, quality
+from assets import chunk, datasets, drift, embed, evaluate, index, ingest, quality
 from pipelines.jobs import index_job
 from pipelines.sensors import make_source_sensor
 from ragindex.config import load_config
@@ -22,8 +22,8 @@ def build_definitions(config_path: str | Path | None = None, table: str | None =
     path = str(Path(config_path or default_config_path()).resolve())
     config = load_config(path)
     return Definitions(
-        assets=load_assets_from_modules([ingest, chunk, embed, index, evaluate]),
-        asset_checks=load_asset_checks_from_modules([quality]),
+        assets=load_assets_from_modules([ingest, chunk, embed, index, evaluate, datasets, drift]),
+        asset_checks=load_asset_checks_from_modules([quality, drift]),
         jobs=[index_job],
         sensors=[make_source_sensor(path)],
         resources={

@@ -179,6 +179,12 @@ def build_parser() -> argparse.ArgumentParser:
     rollback = sub.add_parser("rollback", help="move the champion alias back to the version it replaced")
     rollback.add_argument("--model", help="registered model name (default: serving.model_name)")
     rollback.set_defaults(func=cmd_rollback)
+
+    from ragindex.cli_dataset import add_dataset_commands
+    from ragindex.cli_drift import add_drift_commands
+
+    add_dataset_commands(sub)
+    add_drift_commands(sub)
     return parser
 
 

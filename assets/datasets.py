@@ -1,0 +1,1 @@
+"""Group datasets assets."""
