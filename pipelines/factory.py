@@ -8,6 +8,7 @@ from dagster import Definitions, in_process_executor, load_asset_checks_from_mod
 
 from assets import chunk, datasets, drift, embed, evaluate, index, ingest, quality
 from pipelines.jobs import index_job
+from pipelines.schedules import SCHEDULES
 from pipelines.sensors import make_source_sensor
 from ragindex.config import load_config
 from ragindex.paths import default_config_path
@@ -25,6 +26,7 @@ def build_definitions(config_path: str | Path | None = None, table: str | None =
         assets=load_assets_from_modules([ingest, chunk, embed, index, evaluate, datasets, drift]),
         asset_checks=load_asset_checks_from_modules([quality, drift]),
         jobs=[index_job],
+        schedules=SCHEDULES,
         sensors=[make_source_sensor(path)],
         resources={
             "corpus": CorpusResource(config_path=path),
