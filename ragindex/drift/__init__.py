@@ -1,0 +1,1 @@
+"""Embedding-drift statistics: two-sample tests, model-change probes and reports (plain Python, no Dagster)."""
