@@ -10,6 +10,7 @@ from assets.metadata import markdown_table
 from assets.partitions import sources_partitions
 from ragindex import tracking
 from ragindex.build import IndexBuild
+from ragindex.datasets.publish import load_rows, write_metrics
 from ragindex.evaluation.beir import load_beir
 from ragindex.evaluation.report import metrics_table, write_outputs
 from ragindex.evaluation.runner import evaluate
@@ -61,6 +62,11 @@ def evaluation(context: AssetExecutionContext, search_index: IndexBuild, corpus:
              "tag": search_index.tag}
     payload = result.as_json(search_index.mlflow_run_id, index)
     out = data_dir() / "evaluations" / search_index.table / search_index.tag
+    rows_file = Path(folder) / "rows.parquet"
+    if rows_file.is_file():  # a generated data set: metrics per generator, with intervals, into its folder
+        rows = load_rows(folder)
+        data = write_metrics(folder, result.per_query, result.runs, rows, seed=cfg.seed)
+        payload["by_generator"] = data["summary"]
     files = write_outputs(out, result, payload, index)
     fusion_file(search_index.table).write_text(json.dumps(result.fusion, indent=2))
     metrics = {f"{mode}.{name}": value for mode, values in result.modes.items() for name, value in values.items()}
@@ -100,11 +106,16 @@ def champion(context: AssetExecutionContext, evaluation: Evaluation, corpus: Cor
         decision = {"model": name, "version": version, "promoted": False,
                     "reason": "no judged queries: registered, not promoted"}
     else:
-        score = evaluation.payload["modes"][project.serving.gate_mode]["ndcg@10"]
+        mode = project.serving.gate_mode
+        score = evaluation.payload["modes"][mode]["ndcg@10"]
         digest = tracking.dataset_digest(evaluation.payload)
-        result = tracking.promote(name, version, score, digest, project.serving.promotion_margin)
+        comparison = tracking.compare_with_champion(name, evaluation.payload["per_query"][mode], digest)
+        significant_loss = bool(comparison) and comparison["ndcg@10"]["diff"] < 0 \
+            and comparison["ndcg@10"]["p_holm"] < 0.05
+        result = tracking.promote(name, version, score, digest, project.serving.promotion_margin,
+                                  significant_loss, mode)
         decision = {"model": name, "version": version, "promoted": result.promoted, "reason": result.reason,
-                    "previous_champion": result.previous_champion}
+                    "previous_champion": result.previous_champion, "paired_test": comparison}
     (Path(evaluation.folder or data_dir()) / "promotion.json").write_text(json.dumps(decision, indent=2))
     context.log.info(f"{name} v{version}: {decision['reason']}")
     return Output(decision, metadata={"model": name, "version": version, "promoted": decision["promoted"],

@@ -7,6 +7,7 @@ from pathlib import Path
 from dagster import Definitions, in_process_executor, load_asset_checks_from_modules, load_assets_from_modules
 
 from assets import chunk, datasets, drift, embed, evaluate, index, ingest, quality
+from pipelines.drift_sensor import DRIFT_SENSORS
 from pipelines.jobs import index_job
 from pipelines.schedules import SCHEDULES
 from pipelines.sensors import make_source_sensor
@@ -27,7 +28,7 @@ def build_definitions(config_path: str | Path | None = None, table: str | None =
         asset_checks=load_asset_checks_from_modules([quality, drift]),
         jobs=[index_job],
         schedules=SCHEDULES,
-        sensors=[make_source_sensor(path)],
+        sensors=[make_source_sensor(path), *DRIFT_SENSORS],
         resources={
             "corpus": CorpusResource(config_path=path),
             "embedder": EmbedderResource(model=config.embedder.model, batch_size=config.embedder.batch_size,

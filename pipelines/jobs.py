@@ -2,10 +2,9 @@
 
 from dagster import AssetSelection, define_asset_job
 
-INDEX_GROUPS = ("ingest", "chunk", "embed", "index", "evaluate")
-
 index_job = define_asset_job(
     "index_job",
-    selection=AssetSelection.groups(*INDEX_GROUPS),
-    description="Read a source, chunk what changed, embed what the cache lacks, commit to LanceDB, evaluate, gate.",
+    selection=AssetSelection.all(),
+    description="Per source: read, chunk what changed, embed what the cache lacks, commit to LanceDB, check quality, "
+    "evaluate, gate the champion, publish an evaluation set, measure drift.",
 )

@@ -74,5 +74,6 @@ def run_index(config: str | None, source: str, table: str | None) -> dict:
         "mlflow_run_id": build.mlflow_run_id,
         "evaluation": result.output_for_node("evaluation").payload,
         "promotion": result.output_for_node("champion"),
+        "dataset": result.output_for_node("rag_dataset"),
         "seconds": round(time.perf_counter() - start, 2),
     }

@@ -62,7 +62,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     project = load_config(args.config)
     for source in project.sources:
-        _print_summary(run_index(args.config, source.name, args.name))
+        summary = run_index(args.config, source.name, args.name)
+        _print_summary(summary)
+        if summary["evaluation"]:
+            _print_evaluation(summary, summary["evaluation"])
+        if summary["dataset"]:
+            print(f"\ngenerated evaluation set: {summary['dataset']}")
+            _print_evaluation(*_evaluate_dataset(args.config, Path(summary["dataset"]), None))
     print(f"done in {time.perf_counter() - start:.1f} s; try: ragindex search \"how does the with statement work\"")
     return 0
 
@@ -91,33 +97,41 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_evaluate(args: argparse.Namespace) -> int:
-    """Index a BEIR data set's corpus (cached) through the assets, evaluate every mode, write the JSON."""
+def _evaluate_dataset(config: str | None, folder: Path, table: str | None) -> tuple[dict, dict]:
+    """Index a BEIR folder's corpus (cached) and evaluate it, through the Dagster assets."""
     from pipelines.runner import run_index, source_name
     from ragindex.config import load_config
     from ragindex.evaluation.beir import EvalDataError, load_beir
 
-    folder = Path(args.dataset)
     try:
         load_beir(folder)  # fail fast, before indexing, on a missing file
     except EvalDataError as error:
         raise ConfigError(str(error)) from None
-    name = source_name(load_config(args.config), str(folder))
-    summary = run_index(args.config, str(folder), args.name or f"eval-{name}")
-    payload = summary["evaluation"]
-    if args.out:
-        Path(args.out).write_text(json.dumps(payload, indent=2))
-    if args.json:
-        print(json.dumps({k: v for k, v in payload.items() if k != "per_query"}, indent=2))
-        return 0
+    name = source_name(load_config(config), str(folder))
+    summary = run_index(config, str(folder), table or f"eval-{name}")
+    return summary, summary["evaluation"]
+
+
+def _print_evaluation(summary: dict, payload: dict) -> None:
     print(f"{payload['dataset']}: {payload['n_queries']} queries scored; index {summary['table']} "
           f"v{summary['version']} ({summary['chunks']['embedded']} chunks embedded this run)")
-    metrics = list(next(iter(payload["modes"].values())))
-    print(f"{'mode':12s}" + "".join(f"{m:>11s}" for m in metrics) + f"{'p50 ms':>9s}{'p95 ms':>9s}")
-    for mode, values in payload["modes"].items():
+    shown = ("ndcg@10", "recall@10", "recall@100", "mrr@10", "map@100", "hit@10")
+    print(f"{'mode':12s}" + "".join(f"{m:>21s}" for m in shown) + f"{'p50 ms':>9s}{'p95 ms':>9s}")
+    for mode, values in payload["confidence"].items():
         latency = payload["latency_ms"][mode]
-        print(f"{mode:12s}" + "".join(f"{values[m]:11.4f}" for m in metrics)
-              + f"{latency['p50']:9.1f}{latency['p95']:9.1f}")
+        cells = "".join(f"{values[m]['mean']:7.3f} [{values[m]['ci_low']:.3f},{values[m]['ci_high']:.3f}]"
+                        for m in shown)
+        print(f"{mode:12s}{cells}{latency['p50']:9.1f}{latency['p95']:9.1f}")
+    print("(mean [95% bootstrap interval], n = "
+          f"{payload['n_queries']} queries)")
+    for mode, groups in (payload.get("by_generator") or {}).items():
+        for group, info in groups.items():
+            if group == "all" or not info["metrics"]:
+                continue
+            ndcg = info["metrics"]["ndcg@10"]
+            lexical = " (lexical: favours keyword search)" if info["lexical"] else ""
+            print(f"  {mode:11s} {group:8s} n={info['n']:3d} nDCG@10 {ndcg['mean']:.3f} "
+                  f"[{ndcg['ci_low']:.3f}, {ndcg['ci_high']:.3f}]{lexical}")
     fusion = payload["fusion"]
     print(f"ann_recall@10 {payload['ann_recall@10']:.4f}; hybrid weight {fusion['weight']} "
           f"({fusion['folds']}-fold CV, seed {fusion['seed']}, fold weights {fusion['fold_weights']})")
@@ -126,6 +140,17 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     promotion = summary["promotion"]
     print(f"MLflow run {payload['mlflow_run_id']}; {promotion['model']} v{promotion['version']}: "
           f"{promotion['reason']}")
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Index a BEIR data set's corpus (cached) through the assets, evaluate every mode, write the JSON."""
+    summary, payload = _evaluate_dataset(args.config, Path(args.dataset), args.name)
+    if args.out:
+        Path(args.out).write_text(json.dumps(payload, indent=2))
+    if args.json:
+        print(json.dumps({k: v for k, v in payload.items() if k != "per_query"}, indent=2))
+        return 0
+    _print_evaluation(summary, payload)
     if args.out:
         print(f"wrote {args.out}")
     return 0

@@ -28,6 +28,10 @@ class SourceConfig(_Strict):
     include: list[str] = Field(default_factory=lambda: list(DEFAULT_INCLUDE))
     max_file_bytes: int = Field(default=5_000_000, gt=0)
     always_hash: bool = False
+    license: str | None = None  # shown on published dataset cards
+
+    def licence(self) -> str:
+        return self.license or ("PSF-2.0 (CPython documentation)" if self.type == "pydoc_topics" else "unknown")
 
     @model_validator(mode="after")
     def _path_needed(self) -> SourceConfig:
@@ -107,6 +111,18 @@ class EvaluationConfig(_Strict):
     seed: int = 0
 
 
+class DatasetConfig(_Strict):
+    """Evaluation sets generated from the index for sources without judged queries."""
+
+    generators: list[Literal["heading", "cloze", "llm", "qrels"]] = Field(default_factory=lambda: ["heading", "cloze"])
+    n: int = Field(default=100, gt=0)  # rows per generator
+    seed: int = 0
+    out: str | None = None  # default: data/datasets
+
+    def resolved_out(self) -> Path:
+        return Path(self.out) if self.out else data_dir() / "datasets"
+
+
 class ServingConfig(_Strict):
     """The registered retriever and its promotion gate."""
 
@@ -136,6 +152,7 @@ class ProjectConfig(_Strict):
     search: SearchConfig = SearchConfig()
     quality: QualityConfig = QualityConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
+    datasets: DatasetConfig = DatasetConfig()
     serving: ServingConfig = ServingConfig()
 
     @model_validator(mode="after")

@@ -127,14 +127,36 @@ def champion(model_name: str):
         return None
 
 
+def compare_with_champion(model_name: str, per_query: dict, dataset_digest: str) -> dict | None:
+    """Paired randomization test (Holm across metrics) of this build's per-query scores against the champion's,
+    on the queries both scored; None when there is no champion measured on the same evaluation set."""
+    import json
+
+    from ragindex.evaluation.metrics import METRICS
+    from ragindex.evaluation.statistics import compare_runs
+
+    current = champion(model_name)
+    if current is None or current.tags.get("eval.digest") != dataset_digest:
+        return None
+    mlflow = _mlflow()
+    mode = current.tags.get("gate.mode", "hybrid")
+    try:
+        path = mlflow.artifacts.download_artifacts(run_id=current.run_id, artifact_path="evaluation/per_query.json")
+    except Exception:  # noqa: BLE001 - an old champion without per-query scores: margin-only gate
+        return None
+    theirs = json.loads(Path(path).read_text()).get(mode, {})
+    return compare_runs(theirs, per_query, list(METRICS), n_perm=2000, seed=0)
+
+
 def promote(model_name: str, version: str, score: float, dataset_digest: str, margin: float,
-            significant_loss: bool = False) -> Promotion:
+            significant_loss: bool = False, gate_mode: str = "hybrid") -> Promotion:
     """Gate: take `champion` unless nDCG@10 is worse than the champion's by more than `margin` (on the same
     evaluation set), or a paired test says the loss is significant. The decision is recorded on the version."""
     mlflow = _mlflow()
     client = mlflow.MlflowClient()
     client.set_model_version_tag(model_name, version, "ndcg_at_10", f"{score:.6f}")
     client.set_model_version_tag(model_name, version, "eval.digest", dataset_digest)
+    client.set_model_version_tag(model_name, version, "gate.mode", gate_mode)
     current = champion(model_name)
     previous = str(current.version) if current else None
     if current is None:

@@ -11,7 +11,14 @@ import numpy as np
 from ragindex.evaluation.beir import EvalSet
 from ragindex.evaluation.fusion import choose_fusion_weight
 from ragindex.evaluation.latency import percentiles_ms
-from ragindex.evaluation.metrics import ann_recall_at_k, doc_scores_from_chunks, mean_metrics, per_query_metrics
+from ragindex.evaluation.metrics import (
+    METRICS,
+    ann_recall_at_k,
+    doc_scores_from_chunks,
+    mean_metrics,
+    per_query_metrics,
+)
+from ragindex.evaluation.statistics import bootstrap_ci
 from ragindex.search import Retriever
 
 MODES = ("dense", "dense_exact", "fts", "hybrid")
@@ -37,6 +44,7 @@ class EvaluationResult:
             "dataset": self.dataset,
             "n_queries": self.n_queries,
             "modes": self.modes,
+            "confidence": confidence_intervals(self.per_query),
             "ann_recall@10": self.ann_recall_at_10,
             "latency_ms": self.latency_ms,
             "fusion": self.fusion,
@@ -45,6 +53,19 @@ class EvaluationResult:
             "problems": self.problems,
             "per_query": self.per_query,
         }
+
+
+def confidence_intervals(per_query: dict[str, dict[str, dict[str, float]]], seed: int = 0) -> dict:
+    """Seeded percentile-bootstrap 95% interval and the number of queries behind every mean."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for mode, queries in per_query.items():
+        out[mode] = {}
+        for metric in METRICS:
+            values = [scores[metric] for scores in queries.values()]
+            if values:
+                mean, low, high = bootstrap_ci(values, seed=seed)
+                out[mode][metric] = {"mean": mean, "ci_low": low, "ci_high": high, "n": len(values)}
+    return out
 
 
 def evaluate(retriever: Retriever, evalset: EvalSet, dataset: str, depth: int = 100, folds: int = 5,

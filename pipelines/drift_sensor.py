@@ -1,0 +1,3 @@
+"""Sensors reacting to drift."""
+
+DRIFT_SENSORS: list = []
