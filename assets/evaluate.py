@@ -14,6 +14,7 @@ from ragindex.datasets.publish import load_rows, write_metrics
 from ragindex.evaluation.beir import load_beir
 from ragindex.evaluation.report import metrics_table, write_outputs
 from ragindex.evaluation.runner import evaluate
+from ragindex.index_store import scan_columns
 from ragindex.paths import data_dir
 from ragindex.search import Retriever, fusion_file
 from resources.corpus import CorpusResource
@@ -53,7 +54,7 @@ def evaluation(context: AssetExecutionContext, search_index: IndexBuild, corpus:
     project = corpus.project()
     store = lancedb.store()
     table = store.open(search_index.tag)
-    doc_ids = set(table.to_arrow().column("doc_id").to_pylist())
+    doc_ids = set(scan_columns(table, ["doc_id"]).column("doc_id").to_pylist())
     evalset = load_beir(folder, known_doc_ids=doc_ids)
     retriever = Retriever(store, embedder.get(), project.search, version=search_index.tag)
     cfg = project.evaluation
@@ -94,8 +95,8 @@ def champion(context: AssetExecutionContext, evaluation: Evaluation, corpus: Cor
     project = corpus.project()
     store = lancedb.store()
     model = embedder.get()
-    name = project.serving.model_name if store.name == project.index.table else \
-        f"{project.serving.model_name}-{store.name}"
+    name = project.serving.model_name if store.logical_name == project.index.table else \
+        f"{project.serving.model_name}-{store.logical_name}"
     weight = evaluation.payload["fusion"]["weight"] if evaluation.payload else project.search.hybrid_weight
     model_config = {"uri": build.uri, "table": build.table, "tag": build.tag, "version": build.version,
                     "model": project.embedder.model, "fingerprint": model.fingerprint.id,

@@ -78,11 +78,13 @@ def cmd_search(args: argparse.Namespace) -> int:
     from ragindex.embedding import load_embedder
     from ragindex.index_store import IndexStore
     from ragindex.search import Retriever
+    from ragindex.serving.resolve import serving_target
 
     project = load_config(args.config)
     filters = _parse_filters(args.filter)
-    store = IndexStore(project.index, args.name)
-    embedder = load_embedder(project.embedder.model, project.embedder.batch_size, project.embedder.device)
+    target = serving_target(project, args.name)
+    store = IndexStore(project.index, target.table)
+    embedder = load_embedder(target.model, project.embedder.batch_size, project.embedder.device)
     retriever = Retriever(store, embedder, project.search, version=args.version)
     hits = retriever.search(args.query, args.mode, args.k, filters)
     if args.json:

@@ -44,10 +44,12 @@ def cmd_ask(args: argparse.Namespace) -> int:
     from ragindex.llm.client import LLMClient
     from ragindex.paths import data_dir
     from ragindex.search import Retriever
+    from ragindex.serving.resolve import serving_target
 
     project = load_config(args.config)
-    embedder = load_embedder(project.embedder.model, project.embedder.batch_size, project.embedder.device)
-    retriever = Retriever(IndexStore(project.index, args.name), embedder, project.search)
+    target = serving_target(project, args.name)
+    embedder = load_embedder(target.model, project.embedder.batch_size, project.embedder.device)
+    retriever = Retriever(IndexStore(project.index, target.table), embedder, project.search)
     hits = retriever.search(args.question, "hybrid", args.k)
     client = LLMClient.from_env(cache_dir=data_dir() / "llm_cache")
     answer = answer_question(args.question, hits, client, embed=lambda texts: embedder.embed(texts))

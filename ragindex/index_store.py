@@ -57,6 +57,14 @@ def table_names(db) -> set[str]:
             return names
 
 
+def scan_columns(table, columns: list[str], where: str | None = None) -> pa.Table:
+    """Some columns of every (matching) row, without reading the vectors."""
+    query = table.search()
+    if where:
+        query = query.where(where)
+    return query.select(columns).limit(max(table.count_rows(), 1)).to_arrow()
+
+
 def quote(value: str) -> str:
     """A SQL string literal: single quotes doubled, never pasted raw."""
     return "'" + str(value).replace("'", "''") + "'"
@@ -87,7 +95,18 @@ class IndexStore:
         self.config = config
         self.uri = config.resolved_uri()
         self.name = table or config.table
+        self.logical_name = self.name
         self.db = lancedb.connect(self.uri)
+
+    @classmethod
+    def for_model(cls, config: IndexConfig, table: str | None, fingerprint_id: str) -> IndexStore:
+        """The physical table a model writes: the logical table while it holds this model's vectors (or is
+        new), else a green table `<logical>-<fingerprint>` built beside it (blue/green on a model change)."""
+        store = cls(config, table)
+        held = store.fingerprints()
+        if held and fingerprint_id not in held:
+            store.name = f"{store.logical_name}-{fingerprint_id[:8]}"
+        return store
 
     def exists(self) -> bool:
         return self.name in table_names(self.db)
@@ -112,8 +131,7 @@ class IndexStore:
         if not self.exists():
             return {}
         table = self.open()
-        rows = (table.search().where(f"source = {quote(source)}").select(MANIFEST_COLUMNS)
-                .limit(max(table.count_rows(), 1)).to_arrow().to_pylist())
+        rows = scan_columns(table, MANIFEST_COLUMNS, f"source = {quote(source)}").to_pylist()
         states: dict[str, DocState] = {}
         chunk_ids: dict[str, list[str]] = {}
         for row in rows:
@@ -129,7 +147,7 @@ class IndexStore:
     def fingerprints(self) -> set[str]:
         if not self.exists() or not self.count():
             return set()
-        return set(self.open().to_arrow().column("fingerprint").unique().to_pylist())
+        return set(scan_columns(self.open(), ["fingerprint"]).column("fingerprint").unique().to_pylist())
 
     def commit_source(self, source: str, rows: pa.RecordBatchReader | pa.Table, dimension: int,
                       replaced_docs: Iterable[str]) -> CommitResult:

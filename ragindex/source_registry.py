@@ -29,7 +29,8 @@ def register_directory(path: str | Path) -> SourceConfig:
     if not resolved.exists():
         raise ConfigError(f"--source: {path} is neither a configured source name nor an existing path")
     kind = "beir" if (resolved / "corpus.jsonl").is_file() else "directory"
-    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", resolved.name).strip("-.") or "source"
+    label = f"{resolved.parent.name}-{resolved.name}" if resolved.name.startswith("v-") else resolved.name
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", label).strip("-.")[:40] or "source"
     name = f"{slug}-{hashlib.sha256(str(resolved).encode()).hexdigest()[:6]}"
     source = SourceConfig(name=name, type=kind, path=str(resolved))
     sources = {n: s.model_dump() for n, s in registered_sources().items()}

@@ -45,7 +45,9 @@ def git_commit() -> str:
 
 def table_digest(table) -> str:
     """Digest of the table's content identity: its sorted chunk ids (content-addressed)."""
-    ids = sorted(table.to_arrow().column("chunk_id").to_pylist())
+    from ragindex.index_store import scan_columns
+
+    ids = sorted(scan_columns(table, ["chunk_id"]).column("chunk_id").to_pylist())
     return hashlib.sha256("\n".join(ids).encode()).hexdigest()[:16]
 
 
@@ -54,7 +56,9 @@ def start_build_run(build: dict, fingerprint: dict, chunker: dict, index_params:
     """Open the MLflow run of an index build: params, tags and the chunk table as a dataset input."""
     mlflow = _mlflow()
     columns = ["chunk_id", "doc_id", "source", "heading_path", "n_tokens"]
-    frame = table.to_arrow().select(columns).to_pandas()
+    from ragindex.index_store import scan_columns
+
+    frame = scan_columns(table, columns).to_pandas()
     digest = table_digest(table)
     with mlflow.start_run(run_name=f"{build['table']}:{build['tag']}") as run:
         mlflow.log_params({**{f"model.{k}": v for k, v in fingerprint.items()},
@@ -146,6 +150,13 @@ def compare_with_champion(model_name: str, per_query: dict, dataset_digest: str)
         return None
     theirs = json.loads(Path(path).read_text()).get(mode, {})
     return compare_runs(theirs, per_query, list(METRICS), n_perm=2000, seed=0)
+
+
+def model_config(version) -> dict:
+    """The model_config a registered retriever version was logged with."""
+    mlflow = _mlflow()
+    info = mlflow.models.get_model_info(f"models:/{version.name}/{version.version}")
+    return dict(info.flavors.get("python_function", {}).get("config") or {})
 
 
 def promote(model_name: str, version: str, score: float, dataset_digest: str, margin: float,
