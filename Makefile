@@ -30,7 +30,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 dev: $(STAMP)
-	$(BIN)/dagster dev
+	$(BIN)/dagster dev -w workspace.yaml
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_pipeline.py
