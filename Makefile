@@ -25,6 +25,7 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 	$(BIN)/dagster definitions validate -m pipelines.definitions
+	PYTHON=$(BIN)/python scripts/ci_materialize.sh configs/ci.yaml
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

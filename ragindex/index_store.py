@@ -181,11 +181,11 @@ class IndexStore:
             table.create_index(metric="cosine", vector_column_name="vector", index_type=ann.index_type,
                                num_partitions=partitions)
             actions["vector"] = f"created {ann.index_type} ({partitions} partitions)"
-        if existing and not actions:
-            stats = {name: table.index_stats(i.name) for name, i in existing.items()}
-            if any(s and s.num_unindexed_rows for s in stats.values()):
-                table.optimize()
-                actions["optimize"] = "folded new rows into existing indexes"
+        stats = {i.name: table.index_stats(i.name) for i in table.list_indices()}
+        unindexed = [name for name, stat in stats.items() if stat and stat.num_unindexed_rows]
+        if unindexed:
+            table.optimize()
+            actions["optimize"] = f"folded new rows into {', '.join(sorted(unindexed))}"
         return actions
 
     def has_ann(self) -> bool:
