@@ -53,8 +53,20 @@ def cmd_ask(args: argparse.Namespace) -> int:
     hits = retriever.search(args.question, "hybrid", args.k)
     client = LLMClient.from_env(cache_dir=data_dir() / "llm_cache")
     answer = answer_question(args.question, hits, client, embed=lambda texts: embedder.embed(texts))
+    verdicts = None
+    if args.judge:
+        if client is None:
+            raise ConfigError("--judge needs an LLM endpoint: set RAGINDEX_LLM_BASE_URL and RAGINDEX_LLM_MODEL")
+        from ragindex.llm.answer import judge
+
+        verdicts = judge(args.question, answer.text, [h.text for h in hits], client, repeats=args.repeats)
+        judged = data_dir() / "judgements.jsonl"
+        with judged.open("a", encoding="utf-8") as handle:  # raw verdicts kept for audit
+            handle.write(json.dumps({"question": args.question, "answer": answer.text,
+                                     **verdicts.as_dict()}, ensure_ascii=False) + "\n")
     if args.json:
-        print(json.dumps(answer.as_dict(), indent=2, ensure_ascii=False))
+        print(json.dumps({**answer.as_dict(), "judge": verdicts.as_dict() if verdicts else None}, indent=2,
+                         ensure_ascii=False))
         return 0
     print(answer.text)
     print()
@@ -63,6 +75,9 @@ def cmd_ask(args: argparse.Namespace) -> int:
               f"(chunk {citation.chunk_id[:12]})")
     suffix = f" ({answer.error})" if answer.error else ""
     print(f"\n({answer.mode} answer{' by ' + answer.model if answer.model else ''}{suffix})")
+    if verdicts:
+        print(f"judge ({verdicts.repeats} repeats): faithfulness {verdicts.faithfulness}, "
+              f"answer relevancy {verdicts.answer_relevancy}")
     return 0
 
 
@@ -82,4 +97,6 @@ def add_dataset_commands(sub: argparse._SubParsersAction) -> None:
     ask.add_argument("--k", type=int, default=5, help="chunks retrieved as context")
     ask.add_argument("--name", help="table name (default: index.table from the config)")
     ask.add_argument("--json", action="store_true")
+    ask.add_argument("--judge", action="store_true", help="LLM-judged faithfulness and answer relevancy")
+    ask.add_argument("--repeats", type=int, default=3, help="judge repeats averaged (at least 3)")
     ask.set_defaults(func=cmd_ask)

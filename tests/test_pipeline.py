@@ -117,5 +117,11 @@ def test_cli_index_and_search_json(project, capsys, monkeypatch):
     hits = json.loads(capsys.readouterr().out)
     assert hits[0]["doc_id"] == "guide/lighthouse.md" and hits[0]["heading_path"] == "Coastal notes > Keepers"
     assert set(hits[0]) >= {"chunk_id", "doc_id", "heading_path", "score", "text"}
+    # ask answers offline, extractively, citing the chunk that holds the sentence
+    monkeypatch.delenv("RAGINDEX_LLM_BASE_URL", raising=False)
+    assert main(["--config", str(config), "ask", "Who winds the brass clockwork of the lighthouse?", "--json"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["mode"] == "extractive" and "brass clockwork" in answer["text"]
+    assert answer["citations"][0]["doc_id"] == "guide/lighthouse.md" and "[1]" in answer["text"]
     assert main(["--config", str(config), "index", "--source", "nope"]) == 2
     assert "unknown source 'nope'" in capsys.readouterr().err
