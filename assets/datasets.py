@@ -1,5 +1,6 @@
 """Group datasets: a generated, versioned evaluation set for sources that bring no judged queries."""
 
+import pandas as pd
 from dagster import AssetExecutionContext, MetadataValue, Output, asset
 
 from assets.metadata import markdown_table
@@ -26,6 +27,9 @@ def rag_dataset(context: AssetExecutionContext, search_index: IndexBuild, corpus
     if search_index.mlflow_run_id:
         tracking.log_files(search_index.mlflow_run_id, [published.folder / "README.md",
                                                         published.folder / "dataset.json"], "dataset")
+        rows = pd.read_parquet(published.folder / "rows.parquet", columns=["query_id", "query", "generator"])
+        tracking.log_dataset(search_index.mlflow_run_id, rows, f"{source.name}-eval", str(published.folder),
+                             published.version, "evaluation")
     summary = [{"generator": name, **{k: v for k, v in info.items() if not isinstance(v, (list, dict))}}
                for name, info in result.summary()["generators"].items()]
     return Output(str(published.folder), metadata={

@@ -89,6 +89,13 @@ def log_files(run_id: str, files: list[Path], artifact_path: str) -> None:
             mlflow.log_artifact(str(file), artifact_path=artifact_path)
 
 
+def log_dataset(run_id: str, frame, name: str, source: str, digest: str, context: str) -> None:
+    """Attach a table (e.g. a generated evaluation set) to a run as an MLflow dataset input."""
+    mlflow = _mlflow()
+    with mlflow.start_run(run_id=run_id):
+        mlflow.log_input(mlflow.data.from_pandas(frame, source=source, name=name, digest=digest), context=context)
+
+
 def run_url(run_id: str) -> str:
     """Where the run is found in `mlflow ui` (default port)."""
     mlflow = _mlflow()
