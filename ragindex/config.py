@@ -77,6 +77,13 @@ class AnnConfig(_Strict):
     ef: int = Field(default=64, gt=0)
 
 
+class RetentionConfig(_Strict):
+    """Which old table versions a build may delete (ragindex/retention.py); MLflow-aliased versions never."""
+
+    keep_last_tags: int = Field(default=10, ge=1)  # the newest build tags are always kept
+    older_than_days: float = Field(default=7, ge=0)  # versions and tags younger than this are always kept
+
+
 class IndexConfig(_Strict):
     """Where the LanceDB table lives and which indexes it carries."""
 
@@ -88,6 +95,7 @@ class IndexConfig(_Strict):
     ann: AnnConfig = AnnConfig()
     max_delete_fraction: float = Field(default=0.3, ge=0, le=1)
     confirm_deletions: bool = False
+    retention: RetentionConfig = RetentionConfig()
 
     def resolved_uri(self) -> str:
         return self.uri or str(data_dir() / "lancedb")
