@@ -85,7 +85,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     target = serving_target(project, args.name)
     store = IndexStore(project.index, target.table)
     embedder = load_embedder(target.model, project.embedder.batch_size, project.embedder.device)
-    retriever = Retriever(store, embedder, project.search, version=args.version)
+    retriever = Retriever(store, embedder, project.search, version=args.version, log_queries=True)
     hits = retriever.search(args.query, args.mode, args.k, filters)
     if args.json:
         print(json.dumps([h.as_dict() for h in hits], indent=2, ensure_ascii=False))

@@ -150,6 +150,29 @@ class QualityConfig(_Strict):
     data_docs: bool = True  # also render GE's HTML Data Docs next to the JSON results
 
 
+class DriftConfig(_Strict):
+    """Embedding-drift tests (assets/drift.py, `ragindex drift`): decision level, check thresholds, sample sizes."""
+
+    alpha: float = Field(default=0.01, gt=0, lt=1)  # combined (Holm) p <= alpha: drifted, the sensor may re-index
+    warn_p: float = Field(default=0.01, gt=0, lt=1)  # asset check fails with severity WARN when p < warn_p
+    error_p: float = Field(default=1e-4, gt=0, lt=1)  # ... and with severity ERROR when p < error_p
+    max_samples: int = Field(default=5000, ge=20)  # rows per side each test draws (seeded)
+    max_rows: int = Field(default=20_000, ge=20)  # rows read from a table or source per side (seeded sample)
+    min_rows: int = Field(default=20, ge=20)  # fewer rows on a side: "too few rows to test", not a failure
+    # corpus rows compared: one per document (mean of its chunk vectors) or one per chunk; chunks of a document
+    # are alike, so chunk rows are not independent and two halves of one corpus split by document "drift"
+    unit: Literal["document", "chunk"] = "document"
+    query_window_hours: float = Field(default=24.0, gt=0)  # query drift: this window vs the one before it
+    reindex_on_drift: bool = True  # the drift sensor requests an index run for a source whose drift is flagged
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _error_below_warn(self) -> DriftConfig:
+        if self.error_p > self.warn_p:
+            raise ValueError("drift.error_p must not exceed drift.warn_p (ERROR is the stronger evidence)")
+        return self
+
+
 class ProjectConfig(_Strict):
     """The whole configuration file."""
 
@@ -162,6 +185,7 @@ class ProjectConfig(_Strict):
     evaluation: EvaluationConfig = EvaluationConfig()
     datasets: DatasetConfig = DatasetConfig()
     serving: ServingConfig = ServingConfig()
+    drift: DriftConfig = DriftConfig()
 
     @model_validator(mode="after")
     def _unique_sources(self) -> ProjectConfig:

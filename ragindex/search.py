@@ -39,8 +39,10 @@ class Retriever:
     """Answers queries from one table, optionally pinned to a version or tag."""
 
     def __init__(self, store: IndexStore, embedder: Embedder, search: SearchConfig | None = None,
-                 version: int | str | None = None):
+                 version: int | str | None = None, log_queries: bool = False):
         self.store = store
+        self.version = version
+        self.log_queries = log_queries  # append every query to the query log (ragindex/query_log.py)
         self.embedder = embedder
         self.config = search or SearchConfig()
         self.table = store.open(version)
@@ -55,9 +57,11 @@ class Retriever:
             raise ValueError(f"unknown mode '{mode}'; use one of {', '.join(MODES)}")
         where = where_clause(filters or {})
         if mode == "fts":
+            self._log(query, mode, None)  # no vector: query drift embeds logged fts queries when it reads them
             return self._fts(query, k, where)
         if vector is None:
             vector = self.embedder.embed([query])[0]
+        self._log(query, mode, vector)
         if mode in ("dense", "dense_exact"):
             return self._dense(vector, k, where, exact=mode == "dense_exact")
         n = max(k, self.config.candidates)
@@ -70,6 +74,12 @@ class Retriever:
                                       {c: h.score for c, h in sparse.items()}, self.hybrid_weight)
         ranked = sorted(fused.items(), key=lambda item: (-item[1], item[0]))[:k]
         return [Hit(**{**asdict(dense.get(c) or sparse[c]), "score": s}) for c, s in ranked]
+
+    def _log(self, query: str, mode: str, vector) -> None:
+        if self.log_queries:
+            from ragindex.query_log import log_query
+
+            log_query(query, mode, self.store.name, self.embedder.fingerprint.id, vector, self.version)
 
     def _dense(self, vector, k: int, where: str | None, exact: bool) -> list[Hit]:
         query = self.table.search(vector, vector_column_name="vector").distance_type("cosine")

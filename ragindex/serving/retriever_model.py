@@ -24,7 +24,7 @@ class RetrieverModel(PythonModel):
         embedder = load_embedder(cfg["model"], cfg.get("batch_size", 64), "auto")
         if embedder.fingerprint.id != cfg["fingerprint"]:
             raise RuntimeError(f"model fingerprint {embedder.fingerprint.id} != indexed {cfg['fingerprint']}")
-        self.retriever = Retriever(IndexStore(index), embedder, search, version=cfg["tag"])
+        self.retriever = Retriever(IndexStore(index), embedder, search, version=cfg["tag"], log_queries=True)
 
     def predict(self, context, model_input, params=None):
         rows = model_input.to_dict("records") if hasattr(model_input, "to_dict") else list(model_input)
