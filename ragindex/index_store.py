@@ -6,7 +6,7 @@ import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import lancedb
 import pyarrow as pa
@@ -183,8 +183,8 @@ class IndexStore:
             actions["vector"] = f"created {ann.index_type} ({partitions} partitions)"
         stats = {i.name: table.index_stats(i.name) for i in table.list_indices()}
         unindexed = [name for name, stat in stats.items() if stat and stat.num_unindexed_rows]
-        if unindexed:
-            table.optimize()
+        if unindexed:  # pruning is retention's job: optimize() alone prunes at 7 days and refuses tagged versions
+            table.optimize(cleanup_older_than=timedelta(days=36500))
             actions["optimize"] = f"folded new rows into {', '.join(sorted(unindexed))}"
         return actions
 
