@@ -86,7 +86,7 @@ class Retriever:
         if exact or not self.has_ann:
             query = query.bypass_vector_index()
         else:
-            query = query.nprobes(self.ann.nprobes).ef(self.ann.ef)
+            query = query.nprobes(self.ann.nprobes).ef(max(self.ann.ef, k))  # HNSW needs ef >= k
             if self.ann.refine_factor:
                 query = query.refine_factor(self.ann.refine_factor)
         if where:
