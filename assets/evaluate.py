@@ -16,6 +16,7 @@ from ragindex.evaluation.report import metrics_table, write_outputs
 from ragindex.evaluation.runner import evaluate
 from ragindex.index_store import scan_columns
 from ragindex.paths import data_dir
+from ragindex.quality.suites import artifact_paths
 from ragindex.search import Retriever, fusion_file
 from resources.corpus import CorpusResource
 from resources.embedder import EmbedderResource
@@ -47,6 +48,9 @@ def evaluation(context: AssetExecutionContext, search_index: IndexBuild, corpus:
                embedder: EmbedderResource, lancedb: LanceStoreResource, mlflow: MlflowResource) -> Output[Evaluation]:
     """nDCG@10, recall@10/100, MRR@10, MAP@100, hit@10 per mode (dense, dense_exact, fts, hybrid), ANN recall
     and latency, on the judged queries of the source; logged to the build's MLflow run."""
+    quality_files = artifact_paths(search_index.staging) if search_index.staging else []
+    if search_index.mlflow_run_id and quality_files:  # the checks passed to get here: keep their evidence
+        tracking.log_files(search_index.mlflow_run_id, quality_files, "quality")
     folder = evaluation_set_dir(corpus, context.partition_key)
     if folder is None:
         context.log.info("no judged queries for this source: evaluation skipped")

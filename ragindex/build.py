@@ -97,6 +97,7 @@ class IndexBuild:
     indexes: dict[str, str]
     seconds: float
     mlflow_run_id: str | None = None
+    staging: str = ""
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -277,4 +278,4 @@ def write_index(batch: DocumentBatch, chunks: ChunkBatch, vectors: EmbeddingBatc
     indexes = store.ensure_indexes()
     version, tag = store.tag(batch.source)
     return IndexBuild(batch.source, store.name, store.uri, version, tag, store.count(), inserted, updated,
-                      deleted, indexes, time.perf_counter() - start)
+                      deleted, indexes, time.perf_counter() - start, staging=batch.staging)
