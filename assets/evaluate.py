@@ -108,8 +108,8 @@ def champion(context: AssetExecutionContext, evaluation: Evaluation, corpus: Cor
                     "search": {**project.search.model_dump(), "hybrid_weight": weight}}
     version = tracking.register_retriever(build.mlflow_run_id, name, model_config)
     if evaluation.payload is None:
-        decision = {"model": name, "version": version, "promoted": False,
-                    "reason": "no judged queries: registered, not promoted"}
+        result = tracking.promote_unmeasured(name, version)
+        decision = {"model": name, "version": version, "promoted": result.promoted, "reason": result.reason}
     else:
         mode = project.serving.gate_mode
         score = evaluation.payload["modes"][mode]["ndcg@10"]

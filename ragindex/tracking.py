@@ -198,6 +198,20 @@ def promote(model_name: str, version: str, score: float, dataset_digest: str, ma
     return Promotion(model_name, version, promoted, reason, previous)
 
 
+def promote_unmeasured(model_name: str, version: str) -> Promotion:
+    """A build with no judged queries: it serves only if nothing serves yet; it never replaces a champion."""
+    mlflow = _mlflow()
+    client = mlflow.MlflowClient()
+    if champion(model_name) is not None:
+        reason = "no judged queries to gate on: registered, champion unchanged"
+        client.set_model_version_tag(model_name, version, "gate", reason)
+        return Promotion(model_name, version, False, reason, None)
+    reason = "first build, no judged queries to gate on: champion so that something serves"
+    client.set_model_version_tag(model_name, version, "gate", reason)
+    client.set_registered_model_alias(model_name, CHAMPION, version)
+    return Promotion(model_name, version, True, reason, None)
+
+
 def rollback(model_name: str) -> Promotion:
     """Move `champion` back to the version it replaced."""
     mlflow = _mlflow()
