@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import time
 from datetime import date
 from pathlib import Path
 
 os.environ.setdefault("DAGSTER_HOME", str(Path(__file__).resolve().parents[1]))
+
+from machine_info import cpu_model  # noqa: E402
 
 from ragindex.config import load_config  # noqa: E402
 from ragindex.embedding import load_embedder  # noqa: E402
@@ -23,13 +24,6 @@ from ragindex.index_store import IndexStore  # noqa: E402
 from ragindex.search import Retriever  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
 
 
 def main() -> None:

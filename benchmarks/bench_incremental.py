@@ -26,6 +26,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from machine_info import cpu_model  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 STEPS = ["2024-12-31", "2025-02-28", "2025-05-31", "2025-05-31"]
@@ -78,14 +80,7 @@ def expected_step(previous: Snapshot | None, current: Snapshot, seen_texts: set[
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     import torch
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")

@@ -30,6 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from machine_info import cpu_model  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 MSMARCO = (ROOT / ".." / "shared" / "datasets" / "msmarco-5k").resolve()
 MODEL = "all-MiniLM-L6-v2"
@@ -180,14 +182,7 @@ def compare_with_sentence_transformers(texts_by_corpus: dict[str, list[str]], ro
 
 # ------------------------------------------------------------------------------------------------- reporting
 def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     import sentence_transformers
     import torch
     import transformers
