@@ -47,6 +47,7 @@ class DocumentBatch:
     skipped: list[Skipped]
     total: int  # documents the source has now (read or unchanged)
     seconds: float
+    indexed_chunks: dict[str, int] = field(default_factory=dict)  # doc id -> chunks in the index before this run
 
     @property
     def documents_path(self) -> Path:
@@ -148,7 +149,7 @@ def collect_documents(source: SourceConfig, store: IndexStore, chunker_hash: str
             writer.write_table(pa.Table.from_pylist(rows, _DOC_SCHEMA))
     changes.deleted = sorted(set(previous) - seen)
     return DocumentBatch(source.name, str(staging), changes, skipped, len(seen) - len(changes.kept_skipped),
-                         time.perf_counter() - start)
+                         time.perf_counter() - start, {d: len(s.chunk_ids) for d, s in previous.items()})
 
 
 def _iter_documents(path: Path) -> Iterator[Document]:
@@ -247,15 +248,15 @@ def check_model(store: IndexStore, fingerprint_id: str) -> None:
                           f"{fingerprint_id}; build the new model into another table (--name) and promote it")
 
 
-def guard_deletions(batch: DocumentBatch, chunks: ChunkBatch, store: IndexStore, config: IndexConfig) -> int:
+def guard_deletions(batch: DocumentBatch, chunks: ChunkBatch, config: IndexConfig) -> int:
     """Chunks this run loses (of deleted documents, plus the net shrink of modified ones); stops the run when
     they exceed the configured share of the source, as when a folder is unmounted or a chunker breaks."""
-    previous = store.manifest(batch.source)
-    old_total = sum(len(s.chunk_ids) for s in previous.values())
+    indexed = batch.indexed_chunks  # the manifest as read at the start of this run: no second table scan
+    old_total = sum(indexed.values())
     new_docs = pq.read_table(chunks.chunks_path, columns=["doc_id"]).column("doc_id").to_pylist()
-    lost = sum(len(previous[d].chunk_ids) for d in batch.changes.deleted)
+    lost = sum(indexed[d] for d in batch.changes.deleted)
     modified = set(batch.changes.modified)
-    lost += max(0, sum(len(previous[d].chunk_ids) for d in modified) - sum(1 for d in new_docs if d in modified))
+    lost += max(0, sum(indexed[d] for d in modified) - sum(1 for d in new_docs if d in modified))
     if old_total and lost / old_total > config.max_delete_fraction and not config.confirm_deletions:
         raise DeletionGuardError(
             f"source '{batch.source}': this run would delete {lost} of {old_total} chunks "
@@ -268,7 +269,7 @@ def write_index(batch: DocumentBatch, chunks: ChunkBatch, vectors: EmbeddingBatc
                 dimension: int) -> IndexBuild:
     """One commit per source (upserts + deletions), then indexes kept current and a version tag."""
     start = time.perf_counter()
-    guard_deletions(batch, chunks, store, store.config)
+    guard_deletions(batch, chunks, store.config)
     if chunks.chunks or batch.changes.replaced or not store.exists():
         result = store.commit_source(batch.source, _index_rows(chunks, vectors, dimension), dimension,
                                      batch.changes.replaced)
