@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ragindex.index_store import table_names
+from ragindex.index_store import scan_columns, table_names
 
 _LOOKUP_BATCH = 512
 
@@ -38,7 +38,9 @@ class EmbeddingCache:
         """All text hashes with a vector for this model."""
         if self._table is None:
             return set()
-        return set(self._table.to_arrow().column("text_hash").to_pylist()) if self._table.count_rows() else set()
+        if not self._table.count_rows():
+            return set()
+        return set(scan_columns(self._table, ["text_hash"]).column("text_hash").to_pylist())  # not the vectors
 
     def put(self, text_hashes: Sequence[str], vectors: np.ndarray) -> None:
         """Append vectors; each call is one LanceDB commit, so a crash keeps every finished batch."""
