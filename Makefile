@@ -24,7 +24,7 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
-	$(BIN)/dagster definitions validate -m pipelines.definitions
+	$(BIN)/dagster definitions validate -m ragindex_app.pipelines.definitions
 	PYTHON=$(BIN)/python scripts/ci_materialize.sh configs/ci.yaml
 
 lint: $(STAMP)

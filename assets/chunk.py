@@ -1,28 +1,36 @@
-"""Group chunk: cut changed documents into heading-aware, token-bounded chunks."""
+"""Group chunk: cut the documents whose content (or the chunker) changed into token-bounded chunks."""
 
 from dagster import AssetExecutionContext, Output, asset
 
-from assets.metadata import md
-from assets.partitions import sources_partitions
-from ragindex.build import ChunkBatch, DocumentBatch, chunk_documents
-from ragindex.chunking import make_chunker
-from resources.corpus import CorpusResource
-from resources.embedder import EmbedderResource
+from ragindex.build import ChunksResult, DocumentsResult, chunk_documents
+from ragindex_app.assets.metadata import md
+from ragindex_app.assets.partitions import BuildPartition, build_partitions
+from ragindex_app.resources.embedder import EmbedderResource
+from ragindex_app.resources.project import ProjectResource
+from ragindex_app.resources.staging import StagingResource
 
 
-@asset(group_name="chunk", partitions_def=sources_partitions, kinds={"python"})
-def chunks(context: AssetExecutionContext, documents: DocumentBatch, corpus: CorpusResource,
-           embedder: EmbedderResource) -> Output[ChunkBatch]:
-    """Chunks with content-addressed ids: hash(document id, chunk text, chunker config)."""
-    model = embedder.get()
-    chunker = make_chunker(corpus.chunker(), model)
-    batch = chunk_documents(documents, chunker, model.fingerprint.id)
-    context.log.info(f"{batch.chunks} chunks, {batch.tokens} tokens from {documents.documents_path}")
-    return Output(batch, metadata={
-        "chunks": batch.chunks,
-        "tokens": batch.tokens,
-        "chunker_hash": batch.chunker_hash,
-        "chunker_config": corpus.chunker().model_dump(),
-        "sample": md(batch.sample, ["chunk_id", "doc_id", "heading_path", "n_tokens", "text"], limit=10),
-        "seconds": round(batch.seconds, 2),
+@asset(group_name="chunk", partitions_def=build_partitions, kinds={"python"})
+def chunks(context: AssetExecutionContext, documents: DocumentsResult, project: ProjectResource,
+           embedder: EmbedderResource, staging: StagingResource) -> Output[ChunksResult]:
+    """Every chunk of the source, with content-addressed ids: hash(document id, chunk text, chunker config).
+    Only documents whose chunks are missing or stale are cut; the model's tokenizer counts, its weights stay
+    unloaded."""
+    part = BuildPartition.of(context)
+    result = chunk_documents(documents, staging.documents(part.table, part.source),
+                             staging.chunks(part.table, part.source), embedder.chunker(project.config.chunker),
+                             context.run.run_id)
+    context.log.info(f"{result.chunks} chunks ({result.tokens} tokens) from {result.chunked_documents} documents; "
+                     f"{result.total} chunks in the source")
+    return Output(result, metadata={
+        "chunks_written": result.chunks,
+        "chunks_total": result.total,
+        "documents_chunked": result.chunked_documents,
+        "documents_dropped": result.dropped_documents,
+        "tokens": result.tokens,
+        "staging_version": result.version,
+        "chunker_hash": result.chunker_hash,
+        "chunker_config": project.config.chunker.model_dump(),
+        "sample": md(result.sample, ["chunk_id", "doc_id", "heading_path", "n_tokens", "text"], limit=10),
+        "seconds": round(result.seconds, 2),
     })

@@ -1,24 +1,23 @@
 """Group drift: has this build's content, or the queries the index answers, moved away from what came before?
 
-`corpus_drift` compares this run's new and changed chunks (the build's vectors.parquet) with the same source's
-rows as served before this build (the table at the source's previous build tag; without one, the source's
-other rows in the table), by default one row per document (`drift.unit`: the mean of its chunk vectors, since
-chunks of one document are not independent rows). `query_drift` compares the queries logged in the last
-`drift.query_window_hours` with the window before (the decision) and with the table's vectors (a coverage
-indicator: questions and passages always differ, so that comparison is reported, never acted on).
+`corpus_drift` compares this run's new and changed chunks (their vectors from the embedding cache) with the same
+source's rows as served before this build (the table at the source's previous build tag; without one, the source's
+other rows in the table), by default one row per document (`drift.unit`: the mean of its chunk vectors, since chunks
+of one document are not independent rows). `query_drift` compares the queries logged in the last
+`drift.query_window_hours` with the window before (the decision) and with the table's vectors (a coverage indicator:
+questions and passages always differ, so that comparison is reported, never acted on).
 
-Both run three calibrated two-sample tests (ragindex/drift/two_sample.py) combined with Holm's correction,
-write a Markdown summary, a PNG (2-D PCA of reference vs current and the p-value history) and the JSON decision
-under data/drift/, attach them to the materialization and log them as MLflow artifacts on the build's run, and
-append one record to the drift history. Fewer than `drift.min_rows` rows on a side is a materialization with
-a status, never a failure. Non-blocking asset checks turn the combined p-value into WARN / ERROR with the
+Both run three calibrated two-sample tests (ragindex/drift/two_sample.py) combined with Holm's correction, write a
+Markdown summary, a PNG (2-D PCA of reference vs current and the p-value history) and the JSON decision under the
+data directory's drift folder, attach them to the materialization and log them as MLflow artifacts on the build's
+run, and append one record to the drift history. Fewer than `drift.min_rows` rows on a side is a materialization
+with a status, never a failure. Non-blocking asset checks turn the combined p-value into WARN / ERROR with the
 thresholds of `drift:` in the config; the drift sensor (pipelines/drift_sensor.py) reacts to `drifted`.
 """
 
 import base64
 import json
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,59 +34,41 @@ from dagster import (
     asset_check,
 )
 
-from assets.partitions import sources_partitions
-from ragindex import tracking
-from ragindex.build import EmbeddingBatch, IndexBuild
+from ragindex.build import ChunksResult, IndexBuild
 from ragindex.config import DriftConfig
 from ragindex.drift.corpus import (
     DriftHistory,
     Sample,
     as_unit,
-    drift_dir,
+    batch_sample,
     history_markdown,
     history_points,
-    parquet_sample,
     previous_source_tag,
     source_filter,
     table_sample,
 )
+from ragindex.drift.outcome import DriftOutcome
 from ragindex.drift.report import format_p, markdown_summary, plot_drift
 from ragindex.drift.two_sample import DriftDecision, detect_drift
 from ragindex.index_store import IndexStore
+from ragindex.lance_tables import quote
+from ragindex.paths import DataLayout
 from ragindex.query_log import QueryLog
-from resources.corpus import CorpusResource
-from resources.embedder import EmbedderResource
-from resources.lancedb_store import LanceStoreResource
-from resources.mlflow_tracker import MlflowResource
+from ragindex.tracking import Tracker
+from ragindex_app.assets.metadata import previous_metadata
+from ragindex_app.assets.partitions import BuildPartition, build_partitions
+from ragindex_app.resources.embedder import EmbedderResource
+from ragindex_app.resources.lancedb import LanceDBResource
+from ragindex_app.resources.mlflow import MlflowResource
+from ragindex_app.resources.project import ProjectResource
+from ragindex_app.resources.staging import StagingResource
 
 INLINE_PNG_MAX_BYTES = 300_000
 HISTORY_SHOWN = 30
 
 
-@dataclass
-class DriftOutcome:
-    """What a drift asset found: `status` says whether a test ran; `drifted` is what the sensor reacts to."""
-
-    kind: str  # "corpus" or "query"
-    table: str
-    source: str
-    tag: str
-    status: str  # "tested", or why not ("too few rows to test: ...")
-    drifted: bool = False
-    p_value: float | None = None
-    decision: dict | None = None
-    reference: dict = field(default_factory=dict)
-    current: dict = field(default_factory=dict)
-    files: dict[str, str] = field(default_factory=dict)
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def tested(self) -> bool:
-        return self.p_value is not None
-
-
 def _folder(build: IndexBuild, source: str) -> Path:
-    folder = drift_dir() / build.table / source / build.tag
+    folder = DataLayout.current().drift / build.table / source / build.tag
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 
@@ -129,11 +110,12 @@ def _write_reports(folder: Path, name: str, title: str, decision: DriftDecision,
     return {"summary": str(md), "plot": str(png), "json": str(payload)}
 
 
-def _log_to_mlflow(context: AssetExecutionContext, build: IndexBuild, files: dict[str, str], path: str) -> None:
+def _log_to_mlflow(context: AssetExecutionContext, tracker: Tracker, build: IndexBuild, files: dict[str, str],
+                   path: str) -> None:
     if not build.mlflow_run_id or not files:
         return
     try:
-        tracking.log_files(build.mlflow_run_id, [Path(f) for f in files.values()], path)
+        tracker.log_files(build.mlflow_run_id, [Path(f) for f in files.values()], path)
     except Exception as error:  # noqa: BLE001 - a tracking outage must not lose the drift result
         context.log.warning(f"drift reports not logged to MLflow: {error}")
 
@@ -188,30 +170,37 @@ def corpus_reference(store: IndexStore, build: IndexBuild, source: str, cfg: Dri
     by_document = cfg.unit == "document"
     if previous is not None:
         try:
-            return table_sample(store.config, store.name, previous, where=source_filter(source),
+            return table_sample(store, previous, where=source_filter(source),
                                 max_rows=cfg.max_rows, seed=cfg.seed, by_document=by_document)
         except ValueError:  # the tagged version was cleaned up: fall through
             pass
-    return table_sample(store.config, store.name, build.version, where=source_filter(source),
+    return table_sample(store, build.version, where=source_filter(source),
                         exclude_ids=current_ids, max_rows=cfg.max_rows, seed=cfg.seed, by_document=by_document)
 
 
-@asset(group_name="drift", partitions_def=sources_partitions, kinds={"python"})
-def corpus_drift(context: AssetExecutionContext, embeddings: EmbeddingBatch, search_index: IndexBuild,
-                 corpus: CorpusResource, lancedb: LanceStoreResource, mlflow: MlflowResource) -> Output[DriftOutcome]:
+@asset(group_name="drift", partitions_def=build_partitions, kinds={"python"})
+def corpus_drift(context: AssetExecutionContext, chunks: ChunksResult, search_index: IndexBuild,
+                 project: ProjectResource, lancedb: LanceDBResource, staging: StagingResource,
+                 mlflow: MlflowResource) -> Output[DriftOutcome]:
     """This run's new and changed chunks against the source's chunks as served before the build: classifier
     AUC, RFF-MMD and PCA/KS tests, Holm-combined; summary, plot and history in the metadata and in MLflow."""
-    cfg = corpus.project().drift
-    source = context.partition_key
-    store = IndexStore(lancedb.store().config, search_index.table)
-    chunks = parquet_sample(embeddings.vectors_path, cfg.max_rows, cfg.seed, embeddings.fingerprint.get("id"),
-                            chunks_path=Path(embeddings.staging) / "chunks.parquet",
-                            by_document=cfg.unit == "document")
-    chunks.label = f"this run's new and changed chunks ({search_index.tag})"
-    reference = as_unit(corpus_reference(store, search_index, source, cfg, chunks.ids), cfg.unit)
-    current = as_unit(chunks, cfg.unit)
+    cfg = project.config.drift
+    part = BuildPartition.of(context)
+    source = part.source
+    store = lancedb.store(part.table)
+    if search_index.unchanged or not chunks.chunks:
+        status = "nothing to test: this run changed no chunks"
+        outcome = DriftOutcome("corpus", part.table, source, search_index.tag, status)
+        return Output(outcome, metadata={"status": status, "drifted": MetadataValue.bool(False),
+                                         "reindex_requested": MetadataValue.bool(False)})
+    rows = staging.chunks(part.table, source).columns(["chunk_id", "doc_id", "text_hash"], chunks.version,
+                                                      f"run_id = {quote(chunks.run_id)}")
+    chunks_sample = batch_sample(rows, lancedb.cache(), search_index.tag, cfg.max_rows, cfg.seed,
+                                 by_document=cfg.unit == "document")
+    reference = as_unit(corpus_reference(store, search_index, source, cfg, chunks_sample.ids), cfg.unit)
+    current = as_unit(chunks_sample, cfg.unit)
     decision, status = _test(cfg, reference, current)
-    history = DriftHistory()
+    history = DriftHistory(DataLayout.current().drift)
     outcome = DriftOutcome("corpus", search_index.table, source, search_index.tag, status,
                            reference=reference.describe(), current=current.describe())
     if decision is not None:
@@ -223,29 +212,39 @@ def corpus_drift(context: AssetExecutionContext, embeddings: EmbeddingBatch, sea
         outcome.files = _write_reports(_folder(search_index, source), "corpus_drift",
                                        f"Corpus drift: {source} in {search_index.table}", decision, reference,
                                        current, records)
-        _log_to_mlflow(context, search_index, outcome.files, "drift/corpus")
+        _log_to_mlflow(context, mlflow.tracker, search_index, outcome.files, "drift/corpus")
         context.log.info(markdown_summary(decision).strip().splitlines()[-1])
     else:
         context.log.info(f"corpus drift not tested: {status}")
     return Output(outcome, metadata=_metadata(outcome, decision, records, search_index, cfg))
 
 
-@asset(group_name="drift", partitions_def=sources_partitions, kinds={"python"})
-def query_drift(context: AssetExecutionContext, search_index: IndexBuild, corpus: CorpusResource,
-                embedder: EmbedderResource, lancedb: LanceStoreResource,
+@asset(group_name="drift", partitions_def=build_partitions, kinds={"python"})
+def query_drift(context: AssetExecutionContext, search_index: IndexBuild, project: ProjectResource,
+                embedder: EmbedderResource, lancedb: LanceDBResource,
                 mlflow: MlflowResource) -> Output[DriftOutcome]:
     """Queries logged in the last `drift.query_window_hours` against the window before (the decision) and
-    against the table's vectors (reported for coverage); skipped with a status when too few were logged."""
-    cfg = corpus.project().drift
-    source = context.partition_key
-    model = embedder.get()
-    store = IndexStore(lancedb.store().config, search_index.table)
+    against the table's vectors (reported for coverage); skipped with a status when too few were logged or
+    none since the last test."""
+    cfg = project.config.drift
+    part = BuildPartition.of(context)
+    source = part.source
+    store = lancedb.store(part.table)
     log = QueryLog()
+    latest = log.latest_time(search_index.table)
+    checked = previous_metadata(context).get("latest_query")
+    if latest is None or (checked and checked >= latest.isoformat()):
+        status = "nothing to test: no query logged since the last test"
+        outcome = DriftOutcome("query", part.table, source, search_index.tag, status)
+        return Output(outcome, metadata={"status": status, "drifted": MetadataValue.bool(False),
+                                         "reindex_requested": MetadataValue.bool(False),
+                                         **({"latest_query": checked} if checked else {})})
+    model = embedder.embedder()
     now_window, before_window = log.windows(search_index.table, model.fingerprint.id, cfg.query_window_hours,
                                             embedder=model, max_rows=cfg.max_rows, seed=cfg.seed)
     current, previous = (Sample(w.label, w.vectors if len(w) else np.zeros((0, model.dimension), np.float32),
                                 model.fingerprint.id, len(w)) for w in (now_window, before_window))
-    history = DriftHistory()
+    history = DriftHistory(DataLayout.current().drift)
     outcome = DriftOutcome("query", search_index.table, source, search_index.tag, "", current=current.describe(),
                            reference=previous.describe())
     if len(current) < cfg.min_rows:
@@ -255,9 +254,10 @@ def query_drift(context: AssetExecutionContext, search_index: IndexBuild, corpus
                                            tag=search_index.tag, run_id=context.run.run_id))
         records = history.records(search_index.table, source, "query", HISTORY_SHOWN)
         context.log.info(outcome.status)
-        return Output(outcome, metadata=_metadata(outcome, None, records, search_index, cfg))
+        return Output(outcome, metadata={**_metadata(outcome, None, records, search_index, cfg),
+                                         "latest_query": latest.isoformat()})
 
-    table_vectors = table_sample(store.config, store.name, search_index.version, max_rows=cfg.max_rows,
+    table_vectors = table_sample(store, search_index.version, max_rows=cfg.max_rows,
                                  seed=cfg.seed, by_document=False)  # queries are matched against chunks
     table_vectors.label = f"table {store.name} v{search_index.version}"
     vs_corpus, corpus_status = _test(cfg, table_vectors, current)
@@ -288,10 +288,11 @@ def query_drift(context: AssetExecutionContext, search_index: IndexBuild, corpus
         outcome.files = _write_reports(folder, "query_drift", f"Query drift: table {search_index.table} "
                                        "(no earlier window: queries against the corpus only)", vs_corpus,
                                        table_vectors, current, records)
-    _log_to_mlflow(context, search_index, outcome.files, "drift/query")
+    _log_to_mlflow(context, mlflow.tracker, search_index, outcome.files, "drift/query")
     context.log.info(f"query drift: {outcome.status}" + (f", combined p {format_p(outcome.p_value)}"
                                                          if outcome.p_value is not None else ""))
-    return Output(outcome, metadata=_metadata(outcome, vs_previous, records, search_index, cfg))
+    return Output(outcome, metadata={**_metadata(outcome, vs_previous, records, search_index, cfg),
+                                     "latest_query": latest.isoformat()})
 
 
 def _drift_check(**kwargs):
@@ -301,7 +302,7 @@ def _drift_check(**kwargs):
     def decorate(fn):
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=PreviewWarning)
-            return asset_check(partitions_def=sources_partitions, blocking=False, **kwargs)(fn)
+            return asset_check(partitions_def=build_partitions, blocking=False, **kwargs)(fn)
 
     return decorate
 
@@ -328,13 +329,13 @@ def severity_result(outcome: DriftOutcome, cfg: DriftConfig) -> AssetCheckResult
 
 @_drift_check(asset="corpus_drift")
 def corpus_drift_threshold(context: AssetCheckExecutionContext, corpus_drift: DriftOutcome,
-                           corpus: CorpusResource) -> AssetCheckResult:
+                           project: ProjectResource) -> AssetCheckResult:
     """Combined p-value of the corpus drift tests against drift.warn_p (WARN) and drift.error_p (ERROR)."""
-    return severity_result(corpus_drift, corpus.project().drift)
+    return severity_result(corpus_drift, project.config.drift)
 
 
 @_drift_check(asset="query_drift")
 def query_drift_threshold(context: AssetCheckExecutionContext, query_drift: DriftOutcome,
-                          corpus: CorpusResource) -> AssetCheckResult:
+                          project: ProjectResource) -> AssetCheckResult:
     """Combined p-value of this query window against the previous one, against drift.warn_p / drift.error_p."""
-    return severity_result(query_drift, corpus.project().drift)
+    return severity_result(query_drift, project.config.drift)

@@ -1,27 +1,29 @@
-"""Group embed: vectors for every chunk, embedding only texts the cache has never seen for this model."""
+"""Group embed: a cached vector for every chunk text; only texts never embedded with this model are embedded."""
 
 from dagster import AssetExecutionContext, MetadataValue, Output, asset
 
-from assets.partitions import sources_partitions
-from ragindex.build import ChunkBatch, EmbeddingBatch, embed_chunks
-from resources.embedder import EmbedderResource
-from resources.lancedb_store import LanceStoreResource
+from ragindex.build import ChunksResult, EmbeddingsResult, embed_chunks
+from ragindex_app.assets.metadata import Progress
+from ragindex_app.assets.partitions import BuildPartition, build_partitions
+from ragindex_app.resources.embedder import EmbedderResource
+from ragindex_app.resources.lancedb import LanceDBResource
+from ragindex_app.resources.staging import StagingResource
 
 
-@asset(group_name="embed", partitions_def=sources_partitions, kinds={"pytorch"})
-def embeddings(context: AssetExecutionContext, chunks: ChunkBatch, embedder: EmbedderResource,
-               lancedb: LanceStoreResource) -> Output[EmbeddingBatch]:
-    """Embeddings keyed by (model fingerprint, text hash); each vector carries the fingerprint id."""
-    model = embedder.get()
-    cache = lancedb.cache(model.fingerprint.id, model.dimension)
-    batch = embed_chunks(chunks, model, cache, progress=context.log.info)
-    rate = batch.embedded / batch.seconds if batch.seconds and batch.embedded else 0.0
-    return Output(batch, metadata={
-        "chunks": batch.chunks,
-        "embedded": batch.embedded,
-        "reused": batch.reused,
+@asset(group_name="embed", partitions_def=build_partitions, kinds={"pytorch"})
+def embeddings(context: AssetExecutionContext, chunks: ChunksResult, embedder: EmbedderResource,
+               lancedb: LanceDBResource, staging: StagingResource) -> Output[EmbeddingsResult]:
+    """Vectors keyed by (model fingerprint, text hash) in the embedding cache; the model loads only when a text
+    is missing from it."""
+    part = BuildPartition.of(context)
+    result = embed_chunks(chunks, staging.chunks(part.table, part.source), lancedb.cache(), embedder.embedder,
+                          embedder.fingerprint(), progress=Progress(context.log, "embedding"))
+    rate = result.embedded / result.seconds if result.seconds and result.embedded else 0.0
+    return Output(result, metadata={
+        "embedded": result.embedded,
+        "reused": result.reused,
         "texts_per_second": round(rate, 1),
-        "model_fingerprint": MetadataValue.json(batch.fingerprint),
-        "device": str(model.device),
-        "seconds": round(batch.seconds, 2),
+        "model_fingerprint": MetadataValue.json(result.fingerprint),
+        "precision": result.precision or "not loaded",
+        "seconds": round(result.seconds, 2),
     })

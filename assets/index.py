@@ -1,28 +1,29 @@
-"""Group index: one LanceDB commit per source, indexes kept current, every build tagged."""
+"""Group index: one LanceDB commit per source, indexes kept current, every build tagged and tracked in MLflow."""
 
 from dataclasses import replace
 from datetime import timedelta
 
 from dagster import AssetExecutionContext, MetadataValue, Output, asset
 
-from assets.partitions import sources_partitions
-from ragindex import tracking
-from ragindex.build import ChunkBatch, DocumentBatch, EmbeddingBatch, IndexBuild, check_model, write_index
+from ragindex.build import ChunksResult, EmbeddingsResult, IndexBuild, write_index
 from ragindex.index_store import IndexStore
-from ragindex.retention import cleanup_versions, protected_tags, tag_versions
-from resources.corpus import CorpusResource
-from resources.embedder import EmbedderResource
-from resources.lancedb_store import LanceStoreResource
-from resources.mlflow_tracker import MlflowResource
+from ragindex.retention import cleanup_versions, tag_versions
+from ragindex.tracking import Tracker
+from ragindex_app.assets.metadata import previous_metadata
+from ragindex_app.assets.partitions import BuildPartition, build_partitions
+from ragindex_app.resources.lancedb import LanceDBResource
+from ragindex_app.resources.mlflow import MlflowResource
+from ragindex_app.resources.project import ProjectResource
+from ragindex_app.resources.staging import StagingResource
 
 
-def apply_retention(context: AssetExecutionContext, store: IndexStore, build: IndexBuild) -> dict:
+def apply_retention(context: AssetExecutionContext, store: IndexStore, tracker: Tracker, build: IndexBuild) -> dict:
     """Delete old table versions by the configured policy, never one an MLflow alias pins nor this build's.
     A failure here never fails the build (it is committed and tagged already): nothing is deleted, it is logged."""
     policy = store.config.retention
     try:
         table = store.open()
-        pinned = protected_tags(None, table=store.name, uri=store.uri)
+        pinned = tracker.protected_tags(table=store.name, uri=store.uri)
         result = cleanup_versions(table, policy.keep_last_tags, timedelta(days=policy.older_than_days),
                                   tag_versions(table, pinned) | {build.version})
     except Exception as error:  # noqa: BLE001 - e.g. MLflow unreachable: keep every version
@@ -33,35 +34,60 @@ def apply_retention(context: AssetExecutionContext, store: IndexStore, build: In
     return {**result, "pinned_tags": sorted(pinned)}
 
 
-@asset(group_name="index", partitions_def=sources_partitions, kinds={"lancedb"})
-def search_index(context: AssetExecutionContext, documents: DocumentBatch, chunks: ChunkBatch,
-                 embeddings: EmbeddingBatch, embedder: EmbedderResource, corpus: CorpusResource,
-                 lancedb: LanceStoreResource, mlflow: MlflowResource) -> Output[IndexBuild]:
-    """The LanceDB table: vector, text and metadata columns, FTS + ANN + chunk-id indexes, a version tag."""
-    model = embedder.get()
-    store = lancedb.store()
-    check_model(store, model.fingerprint.id)
-    build = write_index(documents, chunks, embeddings, store, model.dimension)
+def track_build(context: AssetExecutionContext, build: IndexBuild, store: IndexStore, embeddings: EmbeddingsResult,
+                project: ProjectResource, tracker: Tracker) -> str:
+    """The build's MLflow run: model, chunker and index parameters, LanceDB identity, the chunk table as input."""
+    index = store.config
+    params = {**{f"model.{k}": v for k, v in embeddings.fingerprint.items()},
+              "model.precision": embeddings.precision or "n/a",
+              **{f"chunker.{k}": v for k, v in project.config.chunker.model_dump().items()},
+              "index.fts": index.fts, "index.fts_title_boost": index.fts_title_boost,
+              **{f"index.ann.{k}": v for k, v in index.ann.model_dump().items()},
+              "index.ann": "yes" if store.has_ann() else f"exact below {index.ann.min_rows} rows"}
+    digest = store.digest(build.version)
+    tags = {"lancedb.uri": build.uri, "lancedb.table": build.table, "lancedb.version": build.version,
+            "lancedb.tag": build.tag, "source": build.source, "dagster.run_id": context.run.run_id,
+            "corpus.digest": digest}
+    frame = store.source_rows(build.source, ["chunk_id", "doc_id", "source", "heading_path", "n_tokens"]).to_pandas()
+    return tracker.start_build_run(f"{build.table}:{build.tag}", params, tags,
+                                   {"rows": build.rows, "inserted": build.inserted, "deleted": build.deleted},
+                                   (frame, build.table, f"{build.uri}/{build.table}", digest, "index"))
+
+
+@asset(group_name="index", partitions_def=build_partitions, kinds={"lancedb"})
+def search_index(context: AssetExecutionContext, chunks: ChunksResult, embeddings: EmbeddingsResult,
+                 project: ProjectResource, lancedb: LanceDBResource, staging: StagingResource,
+                 mlflow: MlflowResource) -> Output[IndexBuild]:
+    """The LanceDB table: vector, text and metadata columns, FTS + ANN + chunk-id indexes, a version tag and an
+    MLflow run. A source with nothing new makes no commit, no tag and no MLflow run: it links its last build."""
+    part = BuildPartition.of(context)
+    store = lancedb.store(part.table)
+    build = write_index(chunks, staging.chunks(part.table, part.source), store, lancedb.cache(),
+                        embeddings.fingerprint["id"])
+    if build.unchanged:
+        previous = previous_metadata(context)
+        build = replace(build, mlflow_run_id=previous.get("mlflow_run_id") or None)
+        context.log.info(f"source unchanged: table {build.table} stays at tag {build.tag}")
+        return Output(build, metadata={"unchanged": True, "table": build.table, "tag": build.tag,
+                                       "version": build.version, "rows": build.rows,
+                                       "mlflow_run_id": build.mlflow_run_id or ""})
     context.log.info(f"table {build.table} version {build.version} tagged {build.tag}")
-    retention = apply_retention(context, store, build)
-    index_params = {"fts": store.config.fts, "fts_title_boost": store.config.fts_title_boost,
-                    "ann": "yes" if store.has_ann() else f"exact below {store.config.ann.min_rows} rows",
-                    **{f"ann.{k}": v for k, v in store.config.ann.model_dump().items()}}
-    run_id = tracking.start_build_run(build.as_dict(), embeddings.fingerprint, corpus.chunker().model_dump(),
-                                      index_params, context.run.run_id, store.open())
-    build = replace(build, mlflow_run_id=run_id)
+    retention = apply_retention(context, store, mlflow.tracker, build)
+    build = replace(build, mlflow_run_id=track_build(context, build, store, embeddings, project, mlflow.tracker))
     return Output(build, metadata={
+        "unchanged": False,
         "table": build.table,
         "uri": build.uri,
         "version": build.version,
         "tag": build.tag,
         "rows": build.rows,
+        "source_rows": build.source_rows,
         "inserted": build.inserted,
         "updated": build.updated,
         "deleted": build.deleted,
         "indexes": MetadataValue.json(build.indexes),
         "seconds": round(build.seconds, 2),
-        "mlflow_run_id": run_id,
-        "mlflow_run": MetadataValue.url(tracking.run_url(run_id)),
+        "mlflow_run_id": build.mlflow_run_id,
+        "mlflow_run": MetadataValue.url(mlflow.tracker.run_url(build.mlflow_run_id)),
         "retention": MetadataValue.json(retention),
     })

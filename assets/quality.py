@@ -1,28 +1,39 @@
 """Data-quality asset checks (Great Expectations 1.x) guarding what is published.
 
-One check per stage, each running that stage's expectation suite (ragindex/quality/suites.py) on the run's
-staging files or on the committed table. The checks on `chunks`, `embeddings` and `search_index` are blocking:
-when one fails, the assets downstream of it are not materialized in that run and the run fails. Great
-Expectations is imported only when a check runs, never when the definitions load.
+One check per step, each running that step's expectation suite (ragindex/quality/) on the rows the run wrote
+(staging tables, filtered by run id) or on the committed table. The checks on `chunks`, `embeddings` and
+`search_index` are blocking: when one fails, the assets downstream of it are not materialized and the run fails.
+A step that wrote nothing passes its check without loading Great Expectations (it is imported only when rows are
+validated).
 """
 
 import warnings
 
-from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetIn, MetadataValue, PreviewWarning, asset_check
+from dagster import AssetCheckExecutionContext, AssetCheckResult, MetadataValue, PreviewWarning, asset_check
 
-from assets.partitions import sources_partitions
-from ragindex.build import ChunkBatch, DocumentBatch, EmbeddingBatch, IndexBuild
-from ragindex.quality.suites import SuiteResult, quality_dir, write_artifacts
-from resources.corpus import CorpusResource
-from resources.embedder import EmbedderResource
-from resources.lancedb_store import LanceStoreResource
+from ragindex.build import ChunksResult, DocumentsResult, EmbeddingsResult, IndexBuild
+from ragindex.lance_tables import quote
+from ragindex.paths import DataLayout
+from ragindex_app.assets.partitions import BuildPartition, build_partitions
+from ragindex_app.resources.embedder import EmbedderResource
+from ragindex_app.resources.lancedb import LanceDBResource
+from ragindex_app.resources.mlflow import MlflowResource
+from ragindex_app.resources.project import ProjectResource
+from ragindex_app.resources.staging import StagingResource
 
 
-def _check_result(context: AssetCheckExecutionContext, result: SuiteResult, staging: str,
-                  corpus: CorpusResource) -> AssetCheckResult:
-    """The suite's outcome as check metadata (a Markdown summary, counts, failures with examples) and its
-    validation results written as JSON and HTML Data Docs under the run's staging folder."""
-    paths = write_artifacts(result, quality_dir(staging), corpus.project().quality.data_docs)
+def _check_result(context: AssetCheckExecutionContext, result, project: ProjectResource,
+                  mlflow_run: tuple | None = None) -> AssetCheckResult:
+    """The suite's outcome as check metadata (a Markdown summary, counts, failures with examples); its validation
+    results are written as JSON and HTML Data Docs and, when the build has an MLflow run, logged there."""
+    from ragindex.quality import write_artifacts
+
+    part = BuildPartition.of(context)
+    folder = DataLayout.current().quality(part.table, part.source, context.run.run_id) / context.check_specs[0].name
+    paths = write_artifacts(result, folder, project.config.quality.data_docs)
+    if mlflow_run:
+        tracker, run_id = mlflow_run
+        tracker.log_files(run_id, paths, f"quality/{context.check_specs[0].name}")
     (context.log.info if result.success else context.log.error)(result.headline())
     metadata = {
         "summary": MetadataValue.md(result.markdown()),
@@ -39,87 +50,106 @@ def _check_result(context: AssetCheckExecutionContext, result: SuiteResult, stag
     return AssetCheckResult(passed=result.success, metadata=metadata, description=result.headline())
 
 
-def _source_check(**kwargs):
-    """@asset_check partitioned by source like the assets, so each source's results show on its partition
-    (partitioned checks are a Dagster preview feature: its warning is silenced here, once)."""
+def _nothing_new(what: str) -> AssetCheckResult:
+    return AssetCheckResult(passed=True, description=f"nothing new to check: this run wrote no {what}",
+                            metadata={"rows": 0})
+
+
+def _check(**kwargs):
+    """@asset_check partitioned like the assets, so each (source, table) shows its own results (partitioned
+    checks are a Dagster preview feature: its warning is silenced here, once)."""
 
     def decorate(fn):
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=PreviewWarning)
-            return asset_check(partitions_def=sources_partitions, **kwargs)(fn)
+            return asset_check(partitions_def=build_partitions, **kwargs)(fn)
 
     return decorate
 
 
-def _read(path, columns=None):
-    import pyarrow.parquet as pq
-
-    return pq.read_table(path, columns=columns)
-
-
-@_source_check(asset="documents", blocking=False)
-def documents_quality(context: AssetCheckExecutionContext, documents: DocumentBatch,
-                      corpus: CorpusResource) -> AssetCheckResult:
+@_check(asset="documents", blocking=False)
+def documents_quality(context: AssetCheckExecutionContext, documents: DocumentsResult, project: ProjectResource,
+                      staging: StagingResource) -> AssetCheckResult:
     """Documents: non-empty text, unique ids, cleanly decoded text, size within the source's limit."""
-    from ragindex.quality.suites import validate_documents
+    part = BuildPartition.of(context)
+    frame = staging.documents(part.table, part.source).columns(
+        ["doc_id", "text", "size", "format"], documents.version, f"run_id = {quote(context.run.run_id)}").to_pandas()
+    if frame.empty:
+        return _nothing_new("documents")
+    from ragindex.quality import validate_documents
 
-    max_bytes = corpus.source(documents.source).max_file_bytes
-    frame = _read(documents.documents_path, ["doc_id", "text", "size", "format"]).to_pandas()
-    return _check_result(context, validate_documents(frame, max_bytes), documents.staging, corpus)
+    return _check_result(context, validate_documents(frame, project.source(part.source).max_file_bytes), project)
 
 
-@_source_check(asset="chunks", blocking=True)
-def chunks_quality(context: AssetCheckExecutionContext, chunks: ChunkBatch, corpus: CorpusResource,
-                   embedder: EmbedderResource) -> AssetCheckResult:
+@_check(asset="chunks", blocking=True)
+def chunks_quality(context: AssetCheckExecutionContext, chunks: ChunksResult, project: ProjectResource,
+                   embedder: EmbedderResource, staging: StagingResource) -> AssetCheckResult:
     """Chunks: token count within [1, model max length], unique ids, every chunk's document exists, heading
     path present where the document has headings. Blocks embedding and indexing."""
-    from ragindex.quality.suites import validate_chunks
+    if not chunks.chunks:
+        return _nothing_new("chunks")
+    from ragindex.lance_tables import scan_in
+    from ragindex.quality import validate_chunks
 
-    model = embedder.get()
-    frame = _read(chunks.chunks_path, ["chunk_id", "doc_id", "heading_path", "n_tokens", "text"]).to_pandas()
-    documents = _read(chunks.staging + "/documents.parquet", ["doc_id", "text", "title", "format"]).to_pandas()
-    result = validate_chunks(frame, documents, model.max_length, model.count_tokens)
-    return _check_result(context, result, chunks.staging, corpus)
+    part = BuildPartition.of(context)
+    frame = staging.chunks(part.table, part.source).columns(
+        ["chunk_id", "doc_id", "heading_path", "n_tokens", "text"], chunks.version,
+        f"run_id = {quote(chunks.run_id)}").to_pandas()
+    stage = staging.documents(part.table, part.source)
+    documents = [t.to_pandas() for t in scan_in(stage.open(chunks.documents_version),
+                                                ["doc_id", "text", "title", "format"], "doc_id",
+                                                frame["doc_id"].unique().tolist())]
+    import pandas as pd
 
-
-@_source_check(asset="embeddings", blocking=True)
-def embeddings_quality(context: AssetCheckExecutionContext, embeddings: EmbeddingBatch, corpus: CorpusResource,
-                       embedder: EmbedderResource, lancedb: LanceStoreResource) -> AssetCheckResult:
-    """Embeddings: the model's dimension, unit norm, no NaN or infinity, one vector per chunk in chunk order,
-    and one model fingerprint per table. Blocks indexing."""
-    from ragindex.quality.suites import validate_embeddings
-
-    model = embedder.get()
-    chunk_rows = _read(f"{embeddings.staging}/chunks.parquet", ["chunk_id", "fingerprint"])
-    store = lancedb.store()
-    table_fps: list[str] = []
-    if store.exists():
-        table = store.open()
-        rows = table.count_rows()
-        if rows:
-            table_fps = table.search().select(["fingerprint"]).limit(rows).to_arrow().column(
-                "fingerprint").unique().to_pylist()
-    fingerprints = {"embedding batch": [embeddings.fingerprint.get("id", "")],
-                    "chunk rows": chunk_rows.column("fingerprint").unique().to_pylist(),
-                    f"table {store.name}": table_fps}
-    result = validate_embeddings(_read(embeddings.vectors_path), chunk_rows.column("chunk_id").to_pylist(),
-                                 model.dimension, model.fingerprint.id, fingerprints,
-                                 corpus.project().quality.unit_norm_tolerance)
-    return _check_result(context, result, embeddings.staging, corpus)
+    model = embedder.embedder()
+    result = validate_chunks(frame, pd.concat(documents, ignore_index=True), model.max_length, model.count_tokens)
+    return _check_result(context, result, project)
 
 
-@_source_check(asset="search_index", blocking=True,
-               additional_ins={"documents": AssetIn("documents"), "chunks": AssetIn("chunks")})
-def index_quality(context: AssetCheckExecutionContext, search_index: IndexBuild, documents: DocumentBatch,
-                  chunks: ChunkBatch, corpus: CorpusResource, lancedb: LanceStoreResource) -> AssetCheckResult:
-    """Index: row count equals the manifest's chunk count, FTS and ANN indexes present where configured,
-    unindexed rows below the threshold, ANN recall@10 against exact search above the threshold."""
-    from ragindex.quality.suites import validate_index
+@_check(asset="embeddings", blocking=True)
+def embeddings_quality(context: AssetCheckExecutionContext, embeddings: EmbeddingsResult,
+                       project: ProjectResource, embedder: EmbedderResource, lancedb: LanceDBResource,
+                       staging: StagingResource) -> AssetCheckResult:
+    """Embeddings of this run's chunks: the model's dimension, unit norm, no NaN or infinity, one vector per
+    chunk, and one model fingerprint per table. Blocks indexing."""
+    if not embeddings.chunks_run_id:
+        return _nothing_new("chunks to embed")
+    import pyarrow as pa
 
-    store = lancedb.store()
-    table = store.open(search_index.version)
-    staged = _read(chunks.chunks_path, ["chunk_id"]).column("chunk_id").to_pylist()
-    kept = documents.changes.unchanged + documents.changes.kept_skipped
-    result = validate_index(table, store.config, corpus.project().quality, search_index.source, search_index.rows,
-                            staged, kept)
-    return _check_result(context, result, documents.staging, corpus)
+    from ragindex.quality import validate_embeddings
+
+    part = BuildPartition.of(context)
+    mine = staging.chunks(part.table, part.source).columns(["chunk_id", "text_hash"], embeddings.chunks_version,
+                                                           f"run_id = {quote(embeddings.chunks_run_id)}")
+
+    found = lancedb.cache().get(mine.column("text_hash").to_pylist())
+    hashes = mine.column("text_hash").to_pylist()
+    present = [i for i, h in enumerate(hashes) if h in found]
+    vectors = pa.table({"chunk_id": pa.array([mine.column("chunk_id")[i].as_py() for i in present]),
+                        "vector": pa.array([found[hashes[i]].tolist() for i in present],
+                                           pa.list_(pa.float32(), embedder.dimension()))})
+    held = lancedb.store(part.table).fingerprint()
+    fingerprint = embeddings.fingerprint["id"]
+    fingerprints = {"embedding batch": [fingerprint], f"table {part.table}": [held] if held else []}
+    result = validate_embeddings(vectors, mine.column("chunk_id").to_pylist(), embedder.dimension(), fingerprint,
+                                 fingerprints, project.config.quality.unit_norm_tolerance)
+    return _check_result(context, result, project)
+
+
+@_check(asset="search_index", blocking=True)
+def index_quality(context: AssetCheckExecutionContext, search_index: IndexBuild, project: ProjectResource,
+                  lancedb: LanceDBResource, staging: StagingResource, mlflow: MlflowResource) -> AssetCheckResult:
+    """Index: the source's rows equal its staged chunks, no duplicate ids, one fingerprint, FTS and ANN indexes
+    present where configured, unindexed rows below the threshold, ANN recall@10 against exact search above it."""
+    if search_index.unchanged:
+        return AssetCheckResult(passed=True, description=f"unchanged: tag {search_index.tag} was checked when built",
+                                metadata={"tag": search_index.tag})
+    from ragindex.quality import validate_index
+
+    part = BuildPartition.of(context)
+    store = lancedb.store(part.table)
+    staged = staging.chunks(part.table, part.source).columns(["chunk_id"]).column("chunk_id").to_pylist()
+    result = validate_index(store.open(search_index.version), store.config, project.config.quality,
+                            search_index.source, search_index.rows, staged, [])
+    run = (mlflow.tracker, search_index.mlflow_run_id) if search_index.mlflow_run_id else None
+    return _check_result(context, result, project, run)

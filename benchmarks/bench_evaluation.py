@@ -32,7 +32,7 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "evaluation.md"))
     args = parser.parse_args()
 
-    from pipelines.runner import run_index, source_name
+    from ragindex_app.pipelines.runner import run_index, source_name
 
     config = load_config()
     name = source_name(config, args.dataset)

@@ -90,7 +90,7 @@ def machine() -> str:
 
 
 def run_job(config: Path, instance) -> tuple[dict, float]:
-    from pipelines.factory import build_definitions
+    from ragindex_app.pipelines.factory import build_definitions
 
     job = build_definitions(config).resolve_job_def("index_job")
     start = time.perf_counter()
@@ -98,7 +98,7 @@ def run_job(config: Path, instance) -> tuple[dict, float]:
                                     tags={"trigger": "benchmark"}, run_config=QUIET)
     seconds = time.perf_counter() - start
     if not result.success:
-        from pipelines.runner import failure_message
+        from ragindex_app.pipelines.runner import failure_message
 
         raise SystemExit(f"index run failed: {failure_message(result)}")
     nodes = {name: result.output_for_node(name) for name in ("documents", "chunks", "embeddings", "search_index")}

@@ -1,1 +1,1 @@
-"""Dagster definitions: jobs, schedules and sensors over the assets, built from the YAML config."""
+"""Dagster definitions: jobs, schedules and sensors over the assets, built once from the YAML config."""

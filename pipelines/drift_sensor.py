@@ -1,14 +1,14 @@
 """Sensors reacting to drift: a flagged drift requests a re-embedding / re-indexing run of that source.
 
-The sensor reads the materializations of `corpus_drift` and `query_drift` recorded since its cursor (the
-last event storage id it has seen, per asset). A materialization asks for a run when its metadata says
-`reindex_requested = True`: the asset sets it when it flagged drift (`drifted`) and the run's config had
-`drift.reindex_on_drift: true`, so the sensor needs no config of its own. For each partition with such a new
-materialization it requests one `index_job` run tagged {"trigger": "drift", "verify": "full"}, with a run key
-naming the materialization, so one flag gives one run even if the cursor were lost. Flags raised by a run the
-sensor itself requested are not acted on again (a drift-triggered run whose query window still drifts would
-otherwise re-trigger every tick). Like the source sensor it is off until turned on in the UI (or
-`dagster sensor start drift_reindex_sensor`).
+The sensor reads the materializations of `corpus_drift` and `query_drift` recorded since its cursor (the last event
+storage id it has seen, per asset). A materialization asks for a run when its metadata says `reindex_requested =
+True`: the asset sets it when it flagged drift (`drifted`) and the run's config had `drift.reindex_on_drift: true`,
+so the sensor needs no config of its own. For each partition with such a new materialization it requests one
+`index_job` run (of that source and table) tagged {"trigger": "drift", "verify": "full"}, with a run key naming the
+materialization, so one flag gives one run even if the cursor were lost. Flags raised by a run the sensor itself
+requested are not acted on again (a drift-triggered run whose query window still drifts would otherwise re-trigger
+every tick). Like the source sensor it is off until turned on in the UI (or `dagster sensor start
+drift_reindex_sensor`).
 """
 
 
@@ -24,8 +24,8 @@ from dagster import (
     sensor,
 )
 
-from assets.partitions import sources_partitions
-from pipelines.jobs import index_job
+from ragindex_app.assets.partitions import build_partitions
+from ragindex_app.pipelines.jobs import index_job
 
 DRIFT_ASSETS = (AssetKey("corpus_drift"), AssetKey("query_drift"))
 DRIFT_TAGS = {"trigger": "drift", "verify": "full"}
@@ -72,7 +72,7 @@ def drift_reindex_sensor(context: SensorEvaluationContext) -> SensorResult:
         reason = (f"drift flagged for {', '.join(sorted(declined))} with drift.reindex_on_drift false"
                   if declined else "no new drift flags")
         return SensorResult(skip_reason=SkipReason(reason), cursor=new_cursor)
-    known = set(instance.get_dynamic_partitions(sources_partitions.name))
+    known = set(build_partitions.get_partition_keys(dynamic_partitions_store=instance))
     requests = [RunRequest(partition_key=partition, run_key=f"drift:{key.to_user_string()}:{storage_id}",
                            tags={**DRIFT_TAGS, "drift_asset": key.to_user_string()})
                 for partition, (key, storage_id) in sorted(flagged.items()) if partition in known]

@@ -1,40 +1,30 @@
-"""Build the Definitions from one config file (and an optional table override for the CLI)."""
+"""Build the Definitions from one config file: parsed and validated once, handed to typed resources."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from dagster import Definitions, in_process_executor, load_asset_checks_from_modules, load_assets_from_modules
+from dagster import Definitions, load_asset_checks_from_modules, load_assets_from_modules
 
-from assets import chunk, datasets, drift, embed, evaluate, index, ingest, quality
-from pipelines.drift_sensor import DRIFT_SENSORS
-from pipelines.jobs import index_job
-from pipelines.schedules import SCHEDULES
-from pipelines.sensors import make_source_sensor
 from ragindex.config import load_config
 from ragindex.paths import default_config_path
-from resources.corpus import CorpusResource
-from resources.embedder import EmbedderResource
-from resources.lancedb_store import LanceStoreResource
-from resources.mlflow_tracker import MlflowResource
+from ragindex_app.assets import chunk, datasets, drift, embed, evaluate, index, ingest, quality
+from ragindex_app.pipelines.drift_sensor import DRIFT_SENSORS
+from ragindex_app.pipelines.jobs import index_job
+from ragindex_app.pipelines.resources import build_resources
+from ragindex_app.pipelines.schedules import verify_schedule
+from ragindex_app.pipelines.sensors import source_change_sensor
 
 
-def build_definitions(config_path: str | Path | None = None, table: str | None = None) -> Definitions:
-    """Assets, jobs, sensors and resources; all steps of a run share one process (one model load)."""
-    path = str(Path(config_path or default_config_path()).resolve())
-    config = load_config(path)
+def build_definitions(config_path: str | Path | None = None) -> Definitions:
+    """Assets, checks, jobs, sensors and resources. Runs launched by `dagster dev` or the daemon use Dagster's
+    multiprocess executor (a process per step; only steps that embed load the model); the CLI runs in-process."""
+    config = load_config(Path(config_path or default_config_path()).resolve())
     return Definitions(
         assets=load_assets_from_modules([ingest, chunk, embed, index, evaluate, datasets, drift]),
         asset_checks=load_asset_checks_from_modules([quality, drift]),
         jobs=[index_job],
-        schedules=SCHEDULES,
-        sensors=[make_source_sensor(path), *DRIFT_SENSORS],
-        resources={
-            "corpus": CorpusResource(config_path=path),
-            "embedder": EmbedderResource(model=config.embedder.model, batch_size=config.embedder.batch_size,
-                                         device=config.embedder.device),
-            "lancedb": LanceStoreResource(config_path=path, table=table),
-            "mlflow": MlflowResource(),
-        },
-        executor=in_process_executor,
+        schedules=[verify_schedule],
+        sensors=[source_change_sensor, *DRIFT_SENSORS],
+        resources=build_resources(config),
     )

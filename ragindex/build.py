@@ -1,36 +1,32 @@
-"""The build, stage by stage: collect documents, chunk, embed (through the cache), commit to the index.
+"""The build, step by step: collect documents, chunk, embed (through the cache), commit to the index.
 
-Each stage streams through a Parquet file in a per-run staging folder, so memory never holds the corpus.
+Every step reads its parents' data from the staging tables (ragindex/staging.py) at the versions they produced
+and returns a small, JSON-serialisable record of what it did (`StepOutput`). A step with nothing to do writes
+nothing: a source that did not change costs a scan of its manifests and no model load.
 """
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from ragindex.chunking import Chunker
 from ragindex.config import IndexConfig, SourceConfig
 from ragindex.documents import Document, Skipped
-from ragindex.embedding import Embedder
-from ragindex.embedding_cache import EmbeddingCache
+from ragindex.embedding_cache import EmbeddingCache, Progress, fill_cache
 from ragindex.errors import ConfigError
 from ragindex.index_store import IndexStore, index_schema
-from ragindex.manifest import ChangeSet, classify
+from ragindex.lance_tables import in_list, scan_in
 from ragindex.sources import read_source
+from ragindex.staging import DOCUMENT_SCHEMA, StageStore, StageTable
+from ragindex.step_output import StepOutput
 
-Progress = Callable[[str], None]
 BATCH_ROWS = 2048
-_DOC_SCHEMA = pa.schema([(n, t) for n, t in [
-    ("doc_id", pa.string()), ("source", pa.string()), ("text", pa.string()), ("content_hash", pa.string()),
-    ("title", pa.string()), ("path", pa.string()), ("size", pa.int64()), ("mtime", pa.float64()),
-    ("format", pa.string())]])
+SAMPLE_ROWS = 10
 
 
 class DeletionGuardError(RuntimeError):
@@ -38,245 +34,288 @@ class DeletionGuardError(RuntimeError):
 
 
 @dataclass
-class DocumentBatch:
-    """What changed in one source since the last indexed version, with the changed documents staged."""
+class DocumentsResult(StepOutput):
+    """What one run found in a source: counts, skipped inputs, and the staging version it left."""
 
-    source: str
-    staging: str
-    changes: ChangeSet
-    skipped: list[Skipped]
-    total: int  # documents the source has now (read or unchanged)
-    seconds: float
-    indexed_chunks: dict[str, int] = field(default_factory=dict)  # doc id -> chunks in the index before this run
-
-    @property
-    def documents_path(self) -> Path:
-        return Path(self.staging) / "documents.parquet"
-
-
-@dataclass
-class ChunkBatch:
-    source: str
-    staging: str
-    chunks: int
-    tokens: int
-    chunker_hash: str
-    seconds: float
-    sample: list[dict] = field(default_factory=list)
-
-    @property
-    def chunks_path(self) -> Path:
-        return Path(self.staging) / "chunks.parquet"
-
-
-@dataclass
-class EmbeddingBatch:
-    source: str
-    staging: str
-    chunks: int
-    embedded: int  # distinct texts embedded by this run
-    reused: int  # chunks whose vector came from the cache
-    fingerprint: dict
-    seconds: float
-
-    @property
-    def vectors_path(self) -> Path:
-        return Path(self.staging) / "vectors.parquet"
-
-
-@dataclass
-class IndexBuild:
-    source: str
     table: str
+    source: str
+    version: int
+    added: int
+    modified: int
+    deleted: int
+    unchanged: int
+    total: int
+    skipped: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.modified or self.deleted)
+
+    def counts(self) -> dict[str, int]:
+        return {"added": self.added, "modified": self.modified, "deleted": self.deleted, "unchanged": self.unchanged}
+
+
+@dataclass
+class ChunksResult(StepOutput):
+    table: str
+    source: str
+    version: int
+    documents_version: int
+    chunked_documents: int  # documents (re)cut by this run
+    dropped_documents: int  # documents whose chunks were removed (deleted from the source)
+    chunks: int  # chunks written by this run
+    tokens: int
+    total: int  # chunks the source has now
+    chunker_hash: str
+    run_id: str
+    sample: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+@dataclass
+class EmbeddingsResult(StepOutput):
+    table: str
+    source: str
+    chunks_version: int
+    embedded: int  # distinct texts embedded by this run
+    reused: int  # distinct texts of this run's chunks that were cached already
+    fingerprint: dict
+    chunks_run_id: str = ""  # the run whose chunks these are ("" when the chunk step wrote none)
+    precision: str = ""
+    seconds: float = 0.0
+
+
+@dataclass
+class IndexBuild(StepOutput):
+    table: str
+    source: str
     uri: str
     version: int
     tag: str
     rows: int
+    source_rows: int
     inserted: int
     updated: int
     deleted: int
-    indexes: dict[str, str]
-    seconds: float
+    unchanged: bool
+    indexes: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
     mlflow_run_id: str | None = None
-    staging: str = ""
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
-def staging_dir(root: Path, table: str, source: str, run_id: str) -> Path:
-    """A fresh folder for this run's intermediate files; older runs' folders of the source are removed."""
-    parent = root / "staging" / table / source
-    if parent.exists():
-        for old in parent.iterdir():
-            if old.name != run_id:
-                shutil.rmtree(old, ignore_errors=True)
-    path = parent / run_id
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+def _document_rows(documents: list[Document], run_id: str) -> pa.Table:
+    return pa.Table.from_pylist([{**asdict(d), "run_id": run_id} for d in documents], DOCUMENT_SCHEMA)
 
 
-def collect_documents(source: SourceConfig, store: IndexStore, chunker_hash: str, fingerprint_id: str,
-                      staging: Path) -> DocumentBatch:
-    """Compare the source with the index's manifest; stage added and modified documents."""
+def collect_documents(source: SourceConfig, stage: StageTable, table: str, run_id: str) -> DocumentsResult:
+    """Compare the source with the documents it had; stage added and modified documents in one commit.
+
+    Files whose size and mtime are unchanged are not read (unless `always_hash`); a file whose content is the
+    same but whose mtime moved gets its new mtime recorded, so it is not read again next time."""
     start = time.perf_counter()
-    previous = store.manifest(source.name)
-    current_ok = {d: (s.content_hash, s.size, s.mtime) for d, s in previous.items()
-                  if s.chunker_hash == chunker_hash and s.fingerprint == fingerprint_id}
-    changes, skipped, seen = ChangeSet(), [], set()
-    rows: list[dict] = []
-    with pq.ParquetWriter(staging / "documents.parquet", _DOC_SCHEMA) as writer:
-        for item in read_source(source, current_ok):
-            if isinstance(item, str):
-                changes.unchanged.append(item)
-                seen.add(item)
-            elif isinstance(item, Skipped):
-                skipped.append(item)
-                if item.doc_id in previous:
-                    changes.kept_skipped.append(item.doc_id)
-                    seen.add(item.doc_id)
-            else:
+    previous = stage.columns(["doc_id", "content_hash", "size", "mtime"])
+    known = {d: (h, s, m) for d, h, s, m in zip(*(previous.column(c).to_pylist() for c in previous.column_names),
+                                                 strict=True)}
+    counts = {"added": 0, "modified": 0, "unchanged": 0}
+    changed: list[Document] = []
+    skipped: list[Skipped] = []
+    seen: set[str] = set()
+    for item in read_source(source, known):
+        if isinstance(item, str):
+            counts["unchanged"] += 1
+            seen.add(item)
+        elif isinstance(item, Skipped):
+            skipped.append(item)
+            if item.doc_id in known:  # indexed before, unreadable now: kept as it was
                 seen.add(item.doc_id)
-                status = classify(item.doc_id, item.content_hash, previous.get(item.doc_id), chunker_hash,
-                                  fingerprint_id)
-                getattr(changes, status).append(item.doc_id)
-                if status != "unchanged":
-                    rows.append(asdict(item))
-                    if len(rows) >= 256:
-                        writer.write_table(pa.Table.from_pylist(rows, _DOC_SCHEMA))
-                        rows.clear()
-        if rows:
-            writer.write_table(pa.Table.from_pylist(rows, _DOC_SCHEMA))
-    changes.deleted = sorted(set(previous) - seen)
-    return DocumentBatch(source.name, str(staging), changes, skipped, len(seen) - len(changes.kept_skipped),
-                         time.perf_counter() - start, {d: len(s.chunk_ids) for d, s in previous.items()})
+        else:
+            seen.add(item.doc_id)
+            old = known.get(item.doc_id)
+            status = "added" if old is None else "modified" if old[0] != item.content_hash else "unchanged"
+            counts[status] += 1
+            if status != "unchanged" or (old[1], old[2]) != (item.size, item.mtime):
+                changed.append(item)
+    deleted = sorted(set(known) - seen)
+    if changed or deleted:
+        merge = stage.open().merge_insert("doc_id").when_matched_update_all().when_not_matched_insert_all()
+        if deleted:
+            merge = merge.when_not_matched_by_source_delete(in_list("doc_id", deleted))
+        merge.execute(_document_rows(changed, run_id))
+    kept = sum(1 for s in skipped if s.doc_id in known)
+    return DocumentsResult(table, source.name, stage.version(), counts["added"], counts["modified"], len(deleted),
+                           counts["unchanged"], len(seen) - kept, [{"path": s.path, "reason": s.reason}
+                                                                    for s in skipped], time.perf_counter() - start)
 
 
-def _iter_documents(path: Path) -> Iterator[Document]:
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=256):
-        for row in batch.to_pylist():
-            yield Document(**row)
+def _doc_states(table: pa.Table, id_column: str, hash_column: str, extra: str | None = None) -> dict[str, tuple]:
+    columns = [table.column(id_column).to_pylist(), table.column(hash_column).to_pylist()]
+    if extra:
+        columns.append(table.column(extra).to_pylist())
+    return {row[0]: tuple(row[1:]) for row in zip(*columns, strict=True)}
 
 
-def chunk_documents(batch: DocumentBatch, chunker: Chunker, fingerprint_id: str) -> ChunkBatch:
-    """Cut every staged document into chunks carrying the document's manifest fields."""
+def _read_documents(stage: StageTable, version: int, doc_ids: set[str]) -> Iterator[Document]:
+    """The staged documents with these ids: one scan when they are most of the table, else `IN` lookups."""
+    table = stage.open(version)
+    names = [f.name for f in DOCUMENT_SCHEMA if f.name != "run_id"]
+    if len(doc_ids) * 4 > table.count_rows():
+        parts = [stage.columns(names, version)]
+    else:
+        parts = scan_in(table, names, "doc_id", doc_ids)
+    for part in parts:
+        for batch in part.to_batches(256):
+            for row in batch.to_pylist():
+                if row["doc_id"] in doc_ids:
+                    yield Document(**row)
+
+
+def chunk_documents(documents: DocumentsResult, document_stage: StageTable, chunk_stage: StageTable,
+                    chunker: Chunker, run_id: str) -> ChunksResult:
+    """Cut every document whose content (or the chunker) changed since its chunks were made; drop the chunks of
+    documents the source no longer has. One commit to the chunk table."""
     start = time.perf_counter()
-    schema = index_schema(1).remove(index_schema(1).get_field_index("vector"))
-    n_chunks = n_tokens = 0
-    sample: list[dict] = []
+    docs = _doc_states(document_stage.columns(["doc_id", "content_hash"], documents.version), "doc_id",
+                       "content_hash")
+    chunked = _doc_states(chunk_stage.columns(["doc_id", "doc_hash", "chunker_hash"]), "doc_id", "doc_hash",
+                          "chunker_hash")
+    todo = {d for d, (h,) in docs.items() if chunked.get(d) != (h, chunker.config_hash)}
+    dropped = set(chunked) - set(docs)
     rows: list[dict] = []
-    path = Path(batch.staging) / "chunks.parquet"
-    with pq.ParquetWriter(path, schema) as writer:
-        for document in _iter_documents(batch.documents_path):
-            for chunk in chunker.chunk(document):
-                row = {**asdict(chunk), "title": document.title, "path": document.path,
-                       "format": document.format, "doc_hash": document.content_hash, "doc_size": document.size,
-                       "doc_mtime": document.mtime, "chunker_hash": chunker.config_hash,
-                       "fingerprint": fingerprint_id}
-                rows.append(row)
-                n_chunks += 1
-                n_tokens += chunk.n_tokens
-                if len(sample) < 10:
-                    sample.append({k: row[k] for k in ("chunk_id", "doc_id", "heading_path", "n_tokens", "text")})
-            if len(rows) >= BATCH_ROWS:
-                writer.write_table(pa.Table.from_pylist(rows, schema))
-                rows.clear()
-        if rows:
-            writer.write_table(pa.Table.from_pylist(rows, schema))
-    return ChunkBatch(batch.source, batch.staging, n_chunks, n_tokens, chunker.config_hash,
-                      time.perf_counter() - start, sample)
+    tokens = 0
+    for document in _read_documents(document_stage, documents.version, todo):
+        for chunk in chunker.chunk(document):
+            rows.append({**asdict(chunk), "title": document.title, "path": document.path, "format": document.format,
+                         "doc_hash": document.content_hash, "doc_size": document.size, "doc_mtime": document.mtime,
+                         "chunker_hash": chunker.config_hash, "run_id": run_id})
+            tokens += chunk.n_tokens
+    replaced = (todo & set(chunked)) | dropped
+    if rows or replaced:
+        merge = chunk_stage.open().merge_insert("chunk_id").when_matched_update_all().when_not_matched_insert_all()
+        if replaced:
+            merge = merge.when_not_matched_by_source_delete(
+                None if replaced == set(chunked) else in_list("doc_id", sorted(replaced)))
+        merge.execute(pa.Table.from_pylist(rows, chunk_stage.schema))
+    sample = [{k: r[k] for k in ("chunk_id", "doc_id", "heading_path", "n_tokens", "text")} for r in rows[:SAMPLE_ROWS]]
+    table = chunk_stage.open()
+    return ChunksResult(documents.table, documents.source, table.version, documents.version, len(todo), len(dropped),
+                        len(rows), tokens, table.count_rows(), chunker.config_hash, run_id, sample,
+                        time.perf_counter() - start)
 
 
-def embed_chunks(batch: ChunkBatch, embedder: Embedder, cache: EmbeddingCache,
-                 progress: Progress | None = None) -> EmbeddingBatch:
-    """Embed only texts the cache lacks for this model; write every chunk's vector in chunk order."""
+def embed_chunks(chunks: ChunksResult, chunk_stage: StageTable, cache: EmbeddingCache,
+                 embedder_factory: Callable[[], object], fingerprint: dict,
+                 progress: Progress | None = None) -> EmbeddingsResult:
+    """Make sure the cache holds a vector for every chunk text of the source; the model loads only if one is
+    missing."""
     start = time.perf_counter()
-    known = cache.known()
-    dimension = embedder.dimension
-    schema = pa.schema([("chunk_id", pa.string()), ("vector", pa.list_(pa.float32(), dimension))])
-    embedded = reused = done = 0
-    with pq.ParquetWriter(Path(batch.staging) / "vectors.parquet", schema) as writer:
-        for part in pq.ParquetFile(batch.chunks_path).iter_batches(BATCH_ROWS, columns=["chunk_id", "text",
-                                                                                         "text_hash"]):
-            hashes = part.column("text_hash").to_pylist()
-            texts = part.column("text").to_pylist()
-            missing = {h: t for h, t in zip(hashes, texts, strict=True) if h not in known}
-            fresh: dict[str, np.ndarray] = {}
-            if missing:
-                order = list(missing)
-                vectors = embedder.embed([missing[h] for h in order])
-                cache.put(order, vectors)  # committed before use: a crash never loses finished work
-                fresh = dict(zip(order, vectors, strict=True))
-                known.update(order)
-                embedded += len(order)
-            cached = cache.get(h for h in hashes if h not in fresh)
-            reused += sum(1 for h in hashes if h not in fresh)
-            lookup = {**cached, **fresh}
-            lost = [h for h in hashes if h not in lookup]
-            if lost:
-                raise RuntimeError(f"embedding cache lost {len(lost)} vectors (e.g. {lost[0]}); rerun the build")
-            matrix = np.stack([lookup[h] for h in hashes]).astype(np.float32)
-            writer.write_table(pa.table({"chunk_id": part.column("chunk_id"),
-                                         "vector": pa.FixedSizeListArray.from_arrays(pa.array(matrix.ravel()),
-                                                                                      dimension)}))
-            done += len(hashes)
-            if progress:
-                progress(f"embedded {done}/{batch.chunks} chunks ({embedded} new texts)")
-    return EmbeddingBatch(batch.source, batch.staging, batch.chunks, embedded, reused,
-                          embedder.fingerprint.as_dict(), time.perf_counter() - start)
+    table = chunk_stage.columns(["text_hash", "text", "run_id"], chunks.version)
+    texts = dict(zip(table.column("text_hash").to_pylist(), table.column("text").to_pylist(), strict=True))
+    fresh = {h for h, r in zip(table.column("text_hash").to_pylist(), table.column("run_id").to_pylist(),
+                               strict=True) if chunks.chunks and r == chunks.run_id}
+    loaded: list[object] = []
+
+    def factory():
+        loaded.append(embedder_factory())
+        return loaded[-1]
+
+    embedded = fill_cache(texts, factory, cache, progress)
+    precision = getattr(loaded[0], "precision", "") if loaded else ""
+    return EmbeddingsResult(chunks.table, chunks.source, chunks.version, embedded, max(0, len(fresh) - embedded),
+                            fingerprint, chunks.run_id if chunks.chunks else "", str(precision),
+                            time.perf_counter() - start)
 
 
-def _index_rows(chunks: ChunkBatch, vectors: EmbeddingBatch, dimension: int) -> pa.RecordBatchReader:
-    schema = index_schema(dimension)
-
-    def batches() -> Iterator[pa.RecordBatch]:
-        chunk_file = pq.ParquetFile(chunks.chunks_path).iter_batches(BATCH_ROWS)
-        vector_file = pq.ParquetFile(vectors.vectors_path).iter_batches(BATCH_ROWS)
-        for part, vec in zip(chunk_file, vector_file, strict=True):
-            columns = {name: part.column(name) for name in part.schema.names}
-            columns["vector"] = vec.column("vector")
-            yield pa.RecordBatch.from_pydict(columns, schema=schema)
-
-    return pa.RecordBatchReader.from_batches(schema, batches())
-
-
-def check_model(store: IndexStore, fingerprint_id: str) -> None:
-    """A table holds the vectors of one model; a different model goes to a new table, never mixed in."""
-    others = store.fingerprints() - {fingerprint_id}
-    if others:
-        raise ConfigError(f"table '{store.name}' holds vectors of model {', '.join(sorted(others))}, not "
-                          f"{fingerprint_id}; build the new model into another table (--name) and promote it")
-
-
-def guard_deletions(batch: DocumentBatch, chunks: ChunkBatch, config: IndexConfig) -> int:
-    """Chunks this run loses (of deleted documents, plus the net shrink of modified ones); stops the run when
-    they exceed the configured share of the source, as when a folder is unmounted or a chunker breaks."""
-    indexed = batch.indexed_chunks  # the manifest as read at the start of this run: no second table scan
+def guard_deletions(source: str, indexed: dict[str, int], staged: dict[str, int], config: IndexConfig) -> int:
+    """Chunks a commit loses (of deleted documents, plus the net shrink of the others); stops the run when they
+    exceed the configured share of the source, as when a folder is unmounted or a chunker breaks."""
     old_total = sum(indexed.values())
-    new_docs = pq.read_table(chunks.chunks_path, columns=["doc_id"]).column("doc_id").to_pylist()
-    lost = sum(indexed[d] for d in batch.changes.deleted)
-    modified = set(batch.changes.modified)
-    lost += max(0, sum(indexed[d] for d in modified) - sum(1 for d in new_docs if d in modified))
+    lost = sum(max(0, n - staged.get(d, 0)) for d, n in indexed.items())
     if old_total and lost / old_total > config.max_delete_fraction and not config.confirm_deletions:
         raise DeletionGuardError(
-            f"source '{batch.source}': this run would delete {lost} of {old_total} chunks "
+            f"source '{source}': this run would delete {lost} of {old_total} chunks "
             f"({lost / old_total:.0%} > max_delete_fraction {config.max_delete_fraction:.0%}); is the source "
             "missing or unmounted? If the deletions are intended set index.confirm_deletions: true")
     return lost
 
 
-def write_index(batch: DocumentBatch, chunks: ChunkBatch, vectors: EmbeddingBatch, store: IndexStore,
-                dimension: int) -> IndexBuild:
-    """One commit per source (upserts + deletions), then indexes kept current and a version tag."""
+def _counts(doc_ids: list[str]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for d in doc_ids:
+        counts[d] = counts.get(d, 0) + 1
+    return counts
+
+
+def _index_rows(chunk_stage: StageTable, version: int, doc_ids: set[str], vectors: dict[str, np.ndarray],
+                dimension: int, fingerprint_id: str) -> pa.RecordBatchReader:
+    schema = index_schema(dimension)
+    names = [f.name for f in schema if f.name not in ("vector", "fingerprint")]
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        rows = chunk_stage.columns(names, version)
+        mask = pa.array([d in doc_ids for d in rows.column("doc_id").to_pylist()])
+        for part in rows.filter(mask).to_batches(BATCH_ROWS):
+            hashes = part.column("text_hash").to_pylist()
+            matrix = np.stack([vectors[h] for h in hashes]).astype(np.float32) if hashes else \
+                np.zeros((0, dimension), np.float32)
+            columns = {n: part.column(n) for n in names}
+            columns["fingerprint"] = pa.array([fingerprint_id] * len(hashes), pa.string())
+            columns["vector"] = pa.FixedSizeListArray.from_arrays(pa.array(matrix.ravel()), dimension)
+            yield pa.RecordBatch.from_pydict(columns, schema=schema)
+
+    return pa.RecordBatchReader.from_batches(schema, batches())
+
+
+def write_index(chunks: ChunksResult, chunk_stage: StageTable, store: IndexStore, cache: EmbeddingCache,
+                fingerprint_id: str) -> IndexBuild:
+    """Commit to the index what its rows of the source lack or hold too many of (one commit), keep the indexes
+    current and tag the version. Nothing to commit: no commit and no new tag (the source's last tag stands)."""
     start = time.perf_counter()
-    guard_deletions(batch, chunks, store.config)
-    if chunks.chunks or batch.changes.replaced or not store.exists():
-        result = store.commit_source(batch.source, _index_rows(chunks, vectors, dimension), dimension,
-                                     batch.changes.replaced)
-        inserted, updated, deleted = result.inserted, result.updated, result.deleted
-    else:
-        inserted = updated = deleted = 0
+    held = store.fingerprint()
+    if held not in (None, fingerprint_id):
+        raise ConfigError(f"table '{store.name}' holds vectors of model {held}, not {fingerprint_id}; build the new "
+                          "model into its green table and promote it")
+    staged_rows = chunk_stage.columns(["chunk_id", "doc_id"], chunks.version)
+    index_rows = store.source_rows(chunks.source, ["chunk_id", "doc_id"])
+    staged_ids = set(staged_rows.column("chunk_id").to_pylist())
+    indexed_ids = set(index_rows.column("chunk_id").to_pylist())
+    doc_of = dict(zip(staged_rows.column("chunk_id").to_pylist(), staged_rows.column("doc_id").to_pylist(),
+                      strict=True))
+    doc_of_indexed = dict(zip(index_rows.column("chunk_id").to_pylist(), index_rows.column("doc_id").to_pylist(),
+                              strict=True))
+    changed_docs = {doc_of[c] for c in staged_ids - indexed_ids} | {doc_of_indexed[c] for c in indexed_ids - staged_ids}
+    if not changed_docs and store.exists():
+        last = store.latest_tag(chunks.source)
+        tag = last or store.tag(chunks.source)
+        return IndexBuild(chunks.table, chunks.source, store.uri, tag.version, str(tag), store.count(),
+                          store.count(chunks.source), 0, 0, 0, True, {}, time.perf_counter() - start)
+    guard_deletions(chunks.source, _counts(index_rows.column("doc_id").to_pylist()),
+                    _counts(staged_rows.column("doc_id").to_pylist()), store.config)
+    hashes = chunk_stage.columns(["text_hash", "doc_id"], chunks.version)
+    needed = [h for h, d in zip(hashes.column("text_hash").to_pylist(), hashes.column("doc_id").to_pylist(),
+                                strict=True) if d in changed_docs]
+    vectors = cache.get(needed)
+    lost = [h for h in needed if h not in vectors]
+    if lost:
+        raise RuntimeError(f"embedding cache lacks {len(lost)} vectors (e.g. {lost[0]}); materialize embeddings")
+    replaced = changed_docs & set(doc_of_indexed.values())
+    result = store.commit_source(chunks.source, _index_rows(chunk_stage, chunks.version, changed_docs, vectors,
+                                                            cache.dimension, fingerprint_id),
+                                 cache.dimension, fingerprint_id, replaced)
     indexes = store.ensure_indexes()
-    version, tag = store.tag(batch.source)
-    return IndexBuild(batch.source, store.name, store.uri, version, tag, store.count(), inserted, updated,
-                      deleted, indexes, time.perf_counter() - start, staging=batch.staging)
+    tag = store.tag(chunks.source)
+    return IndexBuild(chunks.table, chunks.source, store.uri, tag.version, str(tag), store.count(),
+                      store.count(chunks.source), result.inserted, result.updated, result.deleted, False, indexes,
+                      time.perf_counter() - start)
+
+
+def build_source(source: SourceConfig, stages: StageStore, store: IndexStore, chunker: Chunker,
+                 cache: EmbeddingCache, embedder_factory: Callable[[], object], fingerprint: dict, run_id: str,
+                 progress: Progress | None = None) -> IndexBuild:
+    """All four steps for one source in this process (used where a table is built inside a step, such as the
+    evaluation table of a generated data set)."""
+    docs_stage, chunk_stage = stages.documents(store.name, source.name), stages.chunks(store.name, source.name)
+    documents = collect_documents(source, docs_stage, store.name, run_id)
+    chunks = chunk_documents(documents, docs_stage, chunk_stage, chunker, run_id)
+    embed_chunks(chunks, chunk_stage, cache, embedder_factory, fingerprint, progress)
+    return write_index(chunks, chunk_stage, store, cache, fingerprint["id"])

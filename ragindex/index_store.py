@@ -2,28 +2,31 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
-import lancedb
 import pyarrow as pa
 from lancedb.index import FTS, BTree
 
-from ragindex.config import IndexConfig
+from ragindex.build_tag import BuildTag
+from ragindex.config import ANN_MIN_ROWS_FLOOR, IndexConfig
 from ragindex.errors import ConfigError
-from ragindex.manifest import DocState
+from ragindex.lance_tables import in_list, quote, scan_columns, table_names
 
-MANIFEST_COLUMNS = ["doc_id", "doc_hash", "doc_size", "doc_mtime", "chunker_hash", "fingerprint", "chunk_id"]
+FINGERPRINT_KEY = "ragindex.fingerprint"
 FTS_COLUMNS = ("text", "title")
 FILTER_FIELDS = ("source", "doc_id", "title", "path", "format", "heading_path", "fingerprint")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-def index_schema(dimension: int) -> pa.Schema:
-    """Vector, text and metadata columns; document-level fields ride on every chunk row (the manifest)."""
+def index_schema(dimension: int, fingerprint_id: str | None = None) -> pa.Schema:
+    """Vector, text and metadata columns; document-level fields ride on every chunk row (the manifest). The
+    model fingerprint is also schema metadata, so which model a table holds is known without a scan."""
+    metadata = {FINGERPRINT_KEY: fingerprint_id} if fingerprint_id else None
     return pa.schema([
         ("chunk_id", pa.string()),
         ("doc_id", pa.string()),
@@ -42,32 +45,7 @@ def index_schema(dimension: int) -> pa.Schema:
         ("chunker_hash", pa.string()),
         ("fingerprint", pa.string()),
         ("vector", pa.list_(pa.float32(), dimension)),
-    ])
-
-
-def table_names(db) -> set[str]:
-    """All table names of a LanceDB connection (list_tables pages its answer)."""
-    names: set[str] = set()
-    token = None
-    while True:
-        page = db.list_tables(page_token=token)
-        names.update(page.tables)
-        token = page.page_token
-        if not token:
-            return names
-
-
-def scan_columns(table, columns: list[str], where: str | None = None) -> pa.Table:
-    """Some columns of every (matching) row, without reading the vectors."""
-    query = table.search()
-    if where:
-        query = query.where(where)
-    return query.select(columns).limit(max(table.count_rows(), 1)).to_arrow()
-
-
-def quote(value: str) -> str:
-    """A SQL string literal: single quotes doubled, never pasted raw."""
-    return "'" + str(value).replace("'", "''") + "'"
+    ], metadata=metadata)
 
 
 def where_clause(filters: dict[str, str]) -> str | None:
@@ -80,6 +58,33 @@ def where_clause(filters: dict[str, str]) -> str | None:
     return " AND ".join(terms) or None
 
 
+def physical_table(db, logical: str, fingerprint_id: str) -> str:
+    """The table a model writes for a logical table: the logical one while it holds this model's vectors (or is
+    new), else a green table `<logical>-<fingerprint>` built beside it (blue/green on a model change)."""
+    held = table_fingerprint(db, logical)
+    return logical if held in (None, fingerprint_id) else f"{logical}-{fingerprint_id[:8]}"
+
+
+def logical_table(physical: str, fingerprint_id: str) -> str:
+    """The logical table a physical one serves: a green table `<logical>-<fingerprint>` names its blue one."""
+    suffix = f"-{fingerprint_id[:8]}"
+    return physical[: -len(suffix)] if physical.endswith(suffix) else physical
+
+
+def table_fingerprint(db, name: str) -> str | None:
+    """The model fingerprint a table's vectors carry (schema metadata; a column scan for older tables)."""
+    if name not in table_names(db):
+        return None
+    table = db.open_table(name)
+    metadata = table.schema.metadata or {}
+    if FINGERPRINT_KEY.encode() in metadata:
+        return metadata[FINGERPRINT_KEY.encode()].decode()
+    if not table.count_rows():
+        return None
+    held = scan_columns(table, ["fingerprint"]).column("fingerprint").unique().to_pylist()
+    return held[0] if len(held) == 1 else ",".join(sorted(held))
+
+
 @dataclass(frozen=True)
 class CommitResult:
     version: int
@@ -89,75 +94,75 @@ class CommitResult:
 
 
 class IndexStore:
-    """A LanceDB table of chunks at `uri`/`table`; every vector row carries its model fingerprint."""
+    """A LanceDB table of chunks; every vector row carries its model fingerprint. Opened once, then reused."""
 
-    def __init__(self, config: IndexConfig, table: str | None = None):
+    def __init__(self, db, config: IndexConfig, name: str | None = None):
+        self.db = db
         self.config = config
         self.uri = config.resolved_uri()
-        self.name = table or config.table
-        self.logical_name = self.name
-        self.db = lancedb.connect(self.uri)
-
-    @classmethod
-    def for_model(cls, config: IndexConfig, table: str | None, fingerprint_id: str) -> IndexStore:
-        """The physical table a model writes: the logical table while it holds this model's vectors (or is
-        new), else a green table `<logical>-<fingerprint>` built beside it (blue/green on a model change)."""
-        store = cls(config, table)
-        held = store.fingerprints()
-        if held and fingerprint_id not in held:
-            store.name = f"{store.logical_name}-{fingerprint_id[:8]}"
-        return store
+        self.name = name or config.table
+        self._table = None
 
     def exists(self) -> bool:
-        return self.name in table_names(self.db)
+        return self._table is not None or self.name in table_names(self.db)
 
     def open(self, version: int | str | None = None):
-        if not self.exists():
-            raise ConfigError(f"index table '{self.name}' not found at {self.uri}; build it first with "
-                              "'ragindex index' or 'make run'")
-        table = self.db.open_table(self.name)
+        """The table (latest version), or a checked-out copy at a version number or tag."""
         if version is not None:
+            return self._checkout(version)
+        if self._table is None:
+            if not self.exists():
+                raise ConfigError(f"index table '{self.name}' not found at {self.uri}; build it first with "
+                                  "'ragindex index' or 'make run'")
+            self._table = self.db.open_table(self.name)
+        else:
+            self._table.checkout_latest()
+        return self._table
+
+    def _checkout(self, version: int | str):
+        table = self.db.open_table(self.name)
+        try:
             table.checkout(version)
+        except (ValueError, RuntimeError, OSError) as error:
+            known = ", ".join(sorted(table.tags.list())[-5:]) or "none"
+            raise ConfigError(f"table '{self.name}' has no version or tag '{version}' (latest version "
+                              f"{table.version}; newest tags: {known})") from error
         return table
 
-    def open_or_create(self, dimension: int):
-        return self.db.create_table(self.name, schema=index_schema(dimension), exist_ok=True)
-
-    def count(self) -> int:
-        return self.open().count_rows() if self.exists() else 0
-
-    def manifest(self, source: str) -> dict[str, DocState]:
-        """The last indexed state of every document of a source, read from the table itself."""
+    def open_or_create(self, dimension: int, fingerprint_id: str):
         if not self.exists():
-            return {}
-        table = self.open()
-        rows = scan_columns(table, MANIFEST_COLUMNS, f"source = {quote(source)}").to_pylist()
-        states: dict[str, DocState] = {}
-        chunk_ids: dict[str, list[str]] = {}
-        for row in rows:
-            chunk_ids.setdefault(row["doc_id"], []).append(row["chunk_id"])
-            states.setdefault(row["doc_id"], DocState(row["doc_hash"], row["doc_size"], row["doc_mtime"],
-                                                       row["chunker_hash"], row["fingerprint"]))
-        return {doc: DocState(s.content_hash, s.size, s.mtime, s.chunker_hash, s.fingerprint,
-                              tuple(sorted(chunk_ids[doc]))) for doc, s in states.items()}
+            self._table = self.db.create_table(self.name, schema=index_schema(dimension, fingerprint_id),
+                                               exist_ok=True)
+        return self.open()
 
-    def source_count(self, source: str) -> int:
-        return self.open().count_rows(f"source = {quote(source)}") if self.exists() else 0
+    def count(self, source: str | None = None) -> int:
+        if not self.exists():
+            return 0
+        return self.open().count_rows(f"source = {quote(source)}" if source else None)
 
-    def fingerprints(self) -> set[str]:
-        if not self.exists() or not self.count():
-            return set()
-        return set(scan_columns(self.open(), ["fingerprint"]).column("fingerprint").unique().to_pylist())
+    def digest(self, version: int | str | None = None) -> str:
+        """Content identity of the table (its sorted, content-addressed chunk ids)."""
+        ids = sorted(scan_columns(self.open(version), ["chunk_id"]).column("chunk_id").to_pylist())
+        return hashlib.sha256("\n".join(ids).encode()).hexdigest()[:16]
 
-    def commit_source(self, source: str, rows: pa.RecordBatchReader | pa.Table, dimension: int,
+    def fingerprint(self) -> str | None:
+        return table_fingerprint(self.db, self.name)
+
+    def source_rows(self, source: str, columns: list[str]) -> pa.Table:
+        """Some columns of every row of one source (no vectors unless asked)."""
+        if not self.exists():
+            return pa.table({c: pa.array([], pa.string()) for c in columns})
+        return scan_columns(self.open(), columns, f"source = {quote(source)}")
+
+    def commit_source(self, source: str, rows: pa.RecordBatchReader | pa.Table, dimension: int, fingerprint_id: str,
                       replaced_docs: Iterable[str]) -> CommitResult:
         """Upsert a source's new chunks and delete the old chunks of replaced documents in ONE commit."""
-        table = self.open_or_create(dimension)
+        table = self.open_or_create(dimension, fingerprint_id)
         replaced = sorted(set(replaced_docs))
         merge = table.merge_insert("chunk_id").when_matched_update_all().when_not_matched_insert_all()
         if replaced:
-            ids = ", ".join(quote(d) for d in replaced)
-            merge = merge.when_not_matched_by_source_delete(f"source = {quote(source)} AND doc_id IN ({ids})")
+            merge = merge.when_not_matched_by_source_delete(
+                f"source = {quote(source)} AND {in_list('doc_id', replaced)}")
         result = merge.execute(rows)
         return CommitResult(table.version, result.num_inserted_rows, result.num_updated_rows,
                             result.num_deleted_rows)
@@ -176,7 +181,7 @@ class IndexStore:
                 table.create_index(column, config=FTS(remove_stop_words=self.config.fts_stop_words, stem=True))
                 actions[column] = "created FTS"
         ann = self.config.ann
-        if ("vector",) not in existing and rows >= max(ann.min_rows, 256):
+        if ("vector",) not in existing and rows >= max(ann.min_rows, ANN_MIN_ROWS_FLOOR):
             partitions = ann.num_partitions or max(1, int(math.sqrt(rows) / 2))
             table.create_index(metric="cosine", vector_column_name="vector", index_type=ann.index_type,
                                num_partitions=partitions)
@@ -191,11 +196,18 @@ class IndexStore:
     def has_ann(self) -> bool:
         return self.exists() and any(tuple(i.columns) == ("vector",) for i in self.open().list_indices())
 
-    def tag(self, source: str) -> tuple[int, str]:
-        """Tag the current version; the tag names the source, the time and the version."""
+    def tags(self) -> dict[str, int]:
+        return {name: int(info["version"]) for name, info in self.open().tags.list().items()}
+
+    def latest_tag(self, source: str) -> BuildTag | None:
+        """The newest build tag of a source (the version that source was last built at)."""
+        tags = [t for t in (BuildTag.parse(name) for name in self.tags()) if t and t.source == source]
+        return max(tags, key=lambda t: (t.version, t.time), default=None)
+
+    def tag(self, source: str) -> BuildTag:
+        """Tag the current version with a new build tag of the source."""
         table = self.open()
-        version = table.version
-        tag = f"{source}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}-v{version}"
-        if tag not in table.tags.list():
-            table.tags.create(tag, version)
-        return version, tag
+        tag = BuildTag.new(source, table.version)
+        if str(tag) not in table.tags.list():
+            table.tags.create(str(tag), tag.version)
+        return tag

@@ -1,6 +1,6 @@
 """The query log: every query a logging Retriever answers (UTC time, text, mode, table, model, vector).
 
-One LanceDB table `query_log` under `data_dir() / "query_log"`, appended one row per query; query drift reads
+One LanceDB table `query_log` under `DataLayout.query_log`, appended one row per query; query drift reads
 windows of it by time. Full-text queries are logged without a vector (the search path never embeds them just
 to log); readers embed them on demand with the same model (`QueryLog.window(..., embedder=)`). Logging never
 breaks a search: a failure to write is a warning.
@@ -18,8 +18,8 @@ import lancedb
 import numpy as np
 import pyarrow as pa
 
-from ragindex.index_store import quote, table_names
-from ragindex.paths import data_dir
+from ragindex.lance_tables import quote, table_names
+from ragindex.paths import DataLayout
 
 TABLE = "query_log"
 SCHEMA = pa.schema([
@@ -32,10 +32,6 @@ SCHEMA = pa.schema([
     ("vector", pa.list_(pa.float32())),  # null for fts queries; any width (one per model)
 ])
 COMPACT_EVERY = 500  # versions between compactions of the one-row appends
-
-
-def query_log_dir() -> Path:
-    return data_dir() / "query_log"
 
 
 def _literal(moment: datetime) -> str:
@@ -67,7 +63,7 @@ class QueryLog:
     """Append queries; read them back by table, model fingerprint and time window."""
 
     def __init__(self, uri: str | Path | None = None):
-        self.uri = str(uri or query_log_dir())
+        self.uri = str(uri or DataLayout.current().query_log)
         self.db = lancedb.connect(self.uri)
 
     def _table(self, create: bool):
@@ -145,6 +141,15 @@ class QueryLog:
         width = timedelta(hours=hours)
         return (self.window(table, fingerprint, end - width, end, embedder, max_rows, seed),
                 self.window(table, fingerprint, end - 2 * width, end - width, embedder, max_rows, seed))
+
+    def latest_time(self, table: str) -> datetime | None:
+        """When the newest query against a table was logged (None when none was)."""
+        log = self._table(create=False)
+        if log is None:
+            return None
+        rows = log.search().where(f"table_name = {quote(table)}").select(["time"]).limit(max(log.count_rows(), 1))
+        times = rows.to_arrow().column("time")
+        return max(times.to_pylist()) if len(times) else None
 
     def count(self) -> int:
         source = self._table(create=False)

@@ -14,14 +14,13 @@ refuses to run at all while any tagged version is older than the cutoff. So a cl
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
+
+from ragindex.build_tag import BuildTag
 
 _TAGGED_ERROR = "tagged version"
-_VERSION_SUFFIX = re.compile(r"-v(\d+)$")
 FAR_PAST = timedelta(days=36500)  # a cleanup cutoff that removes nothing: compaction and index folding only
 
 
@@ -35,15 +34,15 @@ def _iso(epoch: float | None) -> str | None:
 
 
 def tag_versions(table, tags: Iterable[str]) -> set[int]:
-    """The versions the given tag names point at; a tag no longer in the table falls back to the `-vN` suffix
-    every build tag carries (IndexStore.tag), so a pinned version stays protected even if its tag was lost."""
+    """The versions the given tag names point at; a tag no longer in the table falls back to the version every
+    build tag names (BuildTag), so a pinned version stays protected even if its tag was lost."""
     current = {name: int(info["version"]) for name, info in table.tags.list().items()}
     versions = set()
     for name in tags:
         if name in current:
             versions.add(current[name])
-        elif match := _VERSION_SUFFIX.search(name):
-            versions.add(int(match.group(1)))
+        elif parsed := BuildTag.parse(name):
+            versions.add(parsed.version)
     return versions
 
 
@@ -135,56 +134,3 @@ def cleanup_versions(table, keep_last: int, older_than: timedelta, protected_ver
         "pruned": pruned,
         "error": error,
     }
-
-
-def _mlflow_store_exists() -> bool:
-    """False only when MLflow was never used here: no tracking server configured and no local SQLite store."""
-    from ragindex import tracking
-
-    uri = tracking.tracking_uri()
-    if uri.startswith("sqlite:///"):
-        return Path(uri[len("sqlite:///"):]).is_file()
-    return True
-
-
-def protected_tags(model_names: Iterable[str] | None = None, table: str | None = None,
-                   uri: str | None = None) -> set[str]:
-    """LanceDB tags of the builds MLflow aliases point at (any alias of the named registered models, all
-    registered models when None), plus each aliased version's rollback target (`previous_champion`), since
-    `ragindex rollback` moves the alias there. Filtered to one table / URI when given. No MLflow store: empty set.
-    Errors reading an existing store propagate: a caller must not delete versions it could not check."""
-    if not _mlflow_store_exists():
-        return set()
-    from ragindex import tracking
-
-    mlflow = tracking._mlflow()
-    client = mlflow.MlflowClient()
-    if model_names is None:
-        names = [m.name for m in client.search_registered_models(max_results=1000)]
-    else:
-        names = list(model_names)
-    found: set[str] = set()
-    for name in names:
-        try:
-            model = client.get_registered_model(name)
-        except mlflow.exceptions.MlflowException as error:
-            if getattr(error, "error_code", "") == "RESOURCE_DOES_NOT_EXIST":
-                continue
-            raise
-        versions = {str(v) for v in (model.aliases or {}).values()}
-        for version in list(versions):
-            previous = client.get_model_version(name, version).tags.get("previous_champion")
-            if previous:
-                versions.add(str(previous))
-        for version in versions:
-            run_id = client.get_model_version(name, version).run_id
-            if not run_id:
-                continue
-            run_tags = client.get_run(run_id).data.tags
-            if table is not None and run_tags.get("lancedb.table") != table:
-                continue
-            if uri is not None and run_tags.get("lancedb.uri") != uri:
-                continue
-            if run_tags.get("lancedb.tag"):
-                found.add(run_tags["lancedb.tag"])
-    return found

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Literal
 
 from lancedb.query import MultiMatchQuery
@@ -13,7 +11,6 @@ from ragindex.config import SearchConfig
 from ragindex.embedding import Embedder
 from ragindex.evaluation.fusion import normalized_fusion, rrf
 from ragindex.index_store import IndexStore, where_clause
-from ragindex.paths import data_dir
 
 DEFAULT_HYBRID_WEIGHT = 0.7
 Mode = Literal["dense", "dense_exact", "fts", "hybrid"]
@@ -39,7 +36,7 @@ class Retriever:
     """Answers queries from one table, optionally pinned to a version or tag."""
 
     def __init__(self, store: IndexStore, embedder: Embedder, search: SearchConfig | None = None,
-                 version: int | str | None = None, log_queries: bool = False):
+                 version: int | str | None = None, log_queries: bool = False, hybrid_weight: float | None = None):
         self.store = store
         self.version = version
         self.log_queries = log_queries  # append every query to the query log (ragindex/query_log.py)
@@ -49,7 +46,7 @@ class Retriever:
         self.ann = store.config.ann
         self.has_ann = any(tuple(i.columns) == ("vector",) for i in self.table.list_indices())
         weight = self.config.hybrid_weight
-        self.hybrid_weight = measured_weight(store.name) if weight == "auto" else float(weight)
+        self.hybrid_weight = float(weight) if weight != "auto" else hybrid_weight or DEFAULT_HYBRID_WEIGHT
 
     def search(self, query: str, mode: Mode = "hybrid", k: int = 10, filters: dict[str, str] | None = None,
                vector=None) -> list[Hit]:
@@ -104,16 +101,6 @@ class Retriever:
             query = query.where(where, prefilter=True)
         rows = query.select([*_COLUMNS, "_score"]).limit(k).to_list()
         return [_hit(row, row["_score"]) for row in rows]
-
-
-def fusion_file(table: str) -> Path:
-    return data_dir() / "evaluations" / table / "fusion.json"
-
-
-def measured_weight(table: str, default: float = DEFAULT_HYBRID_WEIGHT) -> float:
-    """The dense weight chosen by the last evaluation of this table, so CLI and served model rank alike."""
-    file = fusion_file(table)
-    return float(json.loads(file.read_text())["weight"]) if file.is_file() else default
 
 
 def _hit(row: dict, score: float) -> Hit:

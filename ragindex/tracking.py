@@ -1,38 +1,25 @@
-"""MLflow: one run per index build, a registered retriever, and the `champion` alias with its gate."""
+"""MLflow through one client: a run per index build, a registered retriever, and the `champion` alias with its gate.
+
+`Tracker` owns its tracking URI and `MlflowClient`; nothing here touches MLflow's global state (active run,
+global tracking URI), so two trackers with different stores can live in one process.
+"""
 
 from __future__ import annotations
 
 import hashlib
-import os
+import json
 import subprocess
+import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from ragindex.paths import PROJECT_ROOT, data_dir
+from ragindex.paths import PROJECT_ROOT
 
 EXPERIMENT = "ragindex"
 CHAMPION = "champion"
+SERVING_CONFIG_TAG = "serving_config"
 MODEL_FILE = Path(__file__).parent / "serving" / "retriever_model.py"
-
-
-def tracking_uri() -> str:
-    """MLFLOW_TRACKING_URI for a real server, else an SQLite store in the project's data directory."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{data_dir() / 'mlflow' / 'mlflow.db'}"
-
-
-def _mlflow():
-    import mlflow
-
-    warnings.filterwarnings("ignore", module=r"mlflow\..*")
-
-    (data_dir() / "mlflow").mkdir(parents=True, exist_ok=True)
-    mlflow.set_tracking_uri(tracking_uri())
-    mlflow.set_registry_uri(tracking_uri())
-    if mlflow.get_experiment_by_name(EXPERIMENT) is None:
-        mlflow.create_experiment(EXPERIMENT, artifact_location=(data_dir() / "mlflow" / "artifacts").as_uri())
-    mlflow.set_experiment(EXPERIMENT)
-    return mlflow
 
 
 def git_commit() -> str:
@@ -43,64 +30,9 @@ def git_commit() -> str:
         return "unknown"
 
 
-def table_digest(table) -> str:
-    """Digest of the table's content identity: its sorted chunk ids (content-addressed)."""
-    from ragindex.index_store import scan_columns
-
-    ids = sorted(scan_columns(table, ["chunk_id"]).column("chunk_id").to_pylist())
-    return hashlib.sha256("\n".join(ids).encode()).hexdigest()[:16]
-
-
-def start_build_run(build: dict, fingerprint: dict, chunker: dict, index_params: dict, dagster_run_id: str,
-                    table) -> str:
-    """Open the MLflow run of an index build: params, tags and the chunk table as a dataset input."""
-    mlflow = _mlflow()
-    columns = ["chunk_id", "doc_id", "source", "heading_path", "n_tokens"]
-    from ragindex.index_store import scan_columns
-
-    frame = scan_columns(table, columns).to_pandas()
-    digest = table_digest(table)
-    with mlflow.start_run(run_name=f"{build['table']}:{build['tag']}") as run:
-        mlflow.log_params({**{f"model.{k}": v for k, v in fingerprint.items()},
-                           **{f"chunker.{k}": v for k, v in chunker.items()},
-                           **{f"index.{k}": v for k, v in index_params.items()}})
-        mlflow.set_tags({"lancedb.uri": build["uri"], "lancedb.table": build["table"],
-                         "lancedb.version": build["version"], "lancedb.tag": build["tag"], "source": build["source"],
-                         "dagster.run_id": dagster_run_id, "git.commit": git_commit(), "corpus.digest": digest})
-        mlflow.log_metrics({"rows": build["rows"], "inserted": build["inserted"], "deleted": build["deleted"]})
-        dataset = mlflow.data.from_pandas(frame, source=f"{build['uri']}/{build['table']}", name=build["table"],
-                                          digest=digest)
-        mlflow.log_input(dataset, context="index")
-        return run.info.run_id
-
-
-def log_evaluation(run_id: str, metrics: dict[str, float], files: list[Path]) -> None:
-    mlflow = _mlflow()
-    with mlflow.start_run(run_id=run_id):
-        mlflow.log_metrics(metrics)
-        for file in files:
-            mlflow.log_artifact(str(file), artifact_path="evaluation")
-
-
-def log_files(run_id: str, files: list[Path], artifact_path: str) -> None:
-    mlflow = _mlflow()
-    with mlflow.start_run(run_id=run_id):
-        for file in files:
-            mlflow.log_artifact(str(file), artifact_path=artifact_path)
-
-
-def log_dataset(run_id: str, frame, name: str, source: str, digest: str, context: str) -> None:
-    """Attach a table (e.g. a generated evaluation set) to a run as an MLflow dataset input."""
-    mlflow = _mlflow()
-    with mlflow.start_run(run_id=run_id):
-        mlflow.log_input(mlflow.data.from_pandas(frame, source=source, name=name, digest=digest), context=context)
-
-
-def run_url(run_id: str) -> str:
-    """Where the run is found in `mlflow ui` (default port)."""
-    mlflow = _mlflow()
-    experiment = mlflow.get_experiment_by_name(EXPERIMENT)
-    return f"http://127.0.0.1:5000/#/experiments/{experiment.experiment_id}/runs/{run_id}"
+def registered_name(base: str, logical_table: str, default_table: str) -> str:
+    """The registered retriever of a logical table: the configured table owns the base name."""
+    return base if logical_table == default_table else f"{base}-{logical_table}"
 
 
 def dataset_digest(payload: dict) -> str:
@@ -118,110 +50,231 @@ class Promotion:
     previous_champion: str | None
 
 
-def register_retriever(run_id: str, model_name: str, model_config: dict) -> str:
-    """Log the retriever (models-from-code) in the build's run and register a new model version."""
-    mlflow = _mlflow()
-    with mlflow.start_run(run_id=run_id):
-        info = mlflow.pyfunc.log_model(name="retriever", python_model=str(MODEL_FILE), model_config=model_config,
-                                       registered_model_name=model_name,
-                                       pip_requirements=["ragindex"])
-    return str(info.registered_model_version)
+class Tracker:
+    """An MLflow tracking store (SQLite file, or a server's URI) and the project's experiment in it."""
 
+    def __init__(self, tracking_uri: str, artifact_location: str, experiment: str = EXPERIMENT):
+        self.tracking_uri = tracking_uri
+        self.artifact_location = artifact_location
+        self.experiment = experiment
+        self._client = None
+        self._experiment_id: str | None = None
 
-def champion(model_name: str):
-    """The champion model version, or None."""
-    mlflow = _mlflow()
-    client = mlflow.MlflowClient()
-    try:
-        return client.get_model_version_by_alias(model_name, CHAMPION)
-    except mlflow.exceptions.MlflowException:
-        return None
+    @property
+    def client(self):
+        if self._client is None:
+            import mlflow
 
+            warnings.filterwarnings("ignore", module=r"mlflow\..*")
+            if self.tracking_uri.startswith("sqlite:///"):
+                Path(self.tracking_uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+            self._client = mlflow.MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+        return self._client
 
-def compare_with_champion(model_name: str, per_query: dict, dataset_digest: str) -> dict | None:
-    """Paired randomization test (Holm across metrics) of this build's per-query scores against the champion's,
-    on the queries both scored; None when there is no champion measured on the same evaluation set."""
-    import json
+    def store_exists(self) -> bool:
+        """False only when nothing was ever tracked here (a local SQLite file that does not exist yet)."""
+        if self.tracking_uri.startswith("sqlite:///"):
+            return Path(self.tracking_uri[len("sqlite:///"):]).is_file()
+        return True
 
-    from ragindex.evaluation.metrics import METRICS
-    from ragindex.evaluation.statistics import compare_runs
+    @property
+    def experiment_id(self) -> str:
+        if self._experiment_id is None:
+            from mlflow.exceptions import MlflowException
 
-    current = champion(model_name)
-    if current is None or current.tags.get("eval.digest") != dataset_digest:
-        return None
-    mlflow = _mlflow()
-    mode = current.tags.get("gate.mode", "hybrid")
-    try:
-        path = mlflow.artifacts.download_artifacts(run_id=current.run_id, artifact_path="evaluation/per_query.json")
-    except Exception:  # noqa: BLE001 - an old champion without per-query scores: margin-only gate
-        return None
-    theirs = json.loads(Path(path).read_text()).get(mode, {})
-    return compare_runs(theirs, per_query, list(METRICS), n_perm=2000, seed=0)
+            found = self.client.get_experiment_by_name(self.experiment)
+            if found is None:
+                try:
+                    self._experiment_id = self.client.create_experiment(self.experiment, self.artifact_location)
+                except MlflowException:  # created meanwhile by another process
+                    found = self.client.get_experiment_by_name(self.experiment)
+            if found is not None:
+                self._experiment_id = found.experiment_id
+        return self._experiment_id
 
+    # --- build runs -------------------------------------------------------------------------------------------
 
-def model_config(version) -> dict:
-    """The model_config a registered retriever version was logged with."""
-    mlflow = _mlflow()
-    info = mlflow.models.get_model_info(f"models:/{version.name}/{version.version}")
-    return dict(info.flavors.get("python_function", {}).get("config") or {})
+    def start_build_run(self, name: str, params: dict, tags: dict, metrics: dict, dataset=None) -> str:
+        """A finished run describing one index build (evaluation metrics and artifacts are added later)."""
+        from mlflow.entities import Metric, Param, RunTag
 
+        run = self.client.create_run(self.experiment_id, run_name=name,
+                                     tags={k: str(v) for k, v in {**tags, "git.commit": git_commit()}.items()})
+        run_id = run.info.run_id
+        self.client.log_batch(run_id, params=[Param(k, str(v)[:6000]) for k, v in params.items()],
+                              tags=[RunTag(k, str(v)) for k, v in tags.items()],
+                              metrics=[Metric(k, float(v), 0, 0) for k, v in metrics.items()])
+        if dataset is not None:
+            self.log_dataset(run_id, *dataset)
+        self.client.set_terminated(run_id, "FINISHED")
+        return run_id
 
-def promote(model_name: str, version: str, score: float, dataset_digest: str, margin: float,
-            significant_loss: bool = False, gate_mode: str = "hybrid") -> Promotion:
-    """Gate: take `champion` unless nDCG@10 is worse than the champion's by more than `margin` (on the same
-    evaluation set), or a paired test says the loss is significant. The decision is recorded on the version."""
-    mlflow = _mlflow()
-    client = mlflow.MlflowClient()
-    client.set_model_version_tag(model_name, version, "ndcg_at_10", f"{score:.6f}")
-    client.set_model_version_tag(model_name, version, "eval.digest", dataset_digest)
-    client.set_model_version_tag(model_name, version, "gate.mode", gate_mode)
-    current = champion(model_name)
-    previous = str(current.version) if current else None
-    if current is None:
-        promoted, reason = True, "no champion yet"
-    else:
-        best = float(current.tags.get("ndcg_at_10", "nan"))
-        same_set = current.tags.get("eval.digest") == dataset_digest
-        if not same_set:
-            promoted, reason = True, "champion was measured on another evaluation set; new build promoted"
-        elif score < best - margin:
-            promoted, reason = False, f"nDCG@10 {score:.4f} < champion v{previous} {best:.4f} - margin {margin}"
-        elif significant_loss:
-            promoted, reason = False, "paired randomization test: significant loss against the champion"
+    def log_metrics(self, run_id: str, metrics: dict[str, float]) -> None:
+        from mlflow.entities import Metric
+
+        self.client.log_batch(run_id, metrics=[Metric(k, float(v), 0, 0) for k, v in metrics.items()])
+
+    def log_params(self, run_id: str, params: dict) -> None:
+        from mlflow.entities import Param
+
+        existing = self.client.get_run(run_id).data.params
+        self.client.log_batch(run_id, params=[Param(k, str(v)[:6000]) for k, v in params.items() if k not in existing])
+
+    def log_files(self, run_id: str, files: list[Path], artifact_path: str) -> None:
+        for file in files:
+            self.client.log_artifact(run_id, str(file), artifact_path)
+
+    def log_dataset(self, run_id: str, frame, name: str, source: str, digest: str, context: str) -> None:
+        """Attach a table (the chunk table, a generated evaluation set) to a run as an MLflow dataset input."""
+        import mlflow
+        from mlflow.entities import DatasetInput, InputTag
+
+        dataset = mlflow.data.from_pandas(frame, source=source, name=name, digest=digest)
+        self.client.log_inputs(run_id, datasets=[DatasetInput(dataset._to_mlflow_entity(),
+                                                             tags=[InputTag("mlflow.data.context", context)])])
+
+    def run_url(self, run_id: str) -> str:
+        """Where the run is found in `mlflow ui` (default port)."""
+        return f"http://127.0.0.1:5000/#/experiments/{self.experiment_id}/runs/{run_id}"
+
+    def run_tags(self, run_id: str) -> dict[str, str]:
+        return dict(self.client.get_run(run_id).data.tags)
+
+    def download(self, run_id: str, path: str) -> Path | None:
+        """An artifact of a run, or None when the run has none at that path."""
+        try:
+            return Path(self.client.download_artifacts(run_id, path, tempfile.mkdtemp(prefix="ragindex-mlflow-")))
+        except Exception:  # noqa: BLE001 - MLflow raises several kinds for a missing artifact
+            return None
+
+    # --- the registry -----------------------------------------------------------------------------------------
+
+    def register_retriever(self, run_id: str, model_name: str, model_config: dict) -> str:
+        """Log the retriever (models-from-code) in the build's run and register a new version of it."""
+        import mlflow
+        from mlflow.exceptions import MlflowException
+        from mlflow.models import ModelSignature
+        from mlflow.types import ColSpec, Schema
+
+        signature = ModelSignature(inputs=Schema([ColSpec("string", "query"), ColSpec("long", "k", required=False),
+                                                  ColSpec("string", "mode", required=False)]))
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp) / "retriever"
+            mlflow.pyfunc.save_model(str(folder), python_model=str(MODEL_FILE), model_config=model_config,
+                                     signature=signature, pip_requirements=["ragindex"])
+            self.client.log_artifacts(run_id, str(folder), "retriever")
+        try:
+            self.client.create_registered_model(model_name)
+        except MlflowException:  # exists already
+            pass
+        source = f"{self.client.get_run(run_id).info.artifact_uri}/retriever"
+        version = self.client.create_model_version(model_name, source, run_id=run_id,
+                                                   tags={SERVING_CONFIG_TAG: json.dumps(model_config)})
+        return str(version.version)
+
+    def champion(self, model_name: str):
+        """The champion model version, or None."""
+        if not self.store_exists():
+            return None
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self.client.get_model_version_by_alias(model_name, CHAMPION)
+        except MlflowException:
+            return None
+
+    @staticmethod
+    def serving_config(version) -> dict:
+        """The configuration a registered retriever version serves with (table, tag, model, search settings)."""
+        return json.loads(version.tags.get(SERVING_CONFIG_TAG) or "{}")
+
+    def compare_with_champion(self, model_name: str, per_query: dict, digest: str) -> dict | None:
+        """Paired randomization test (Holm across metrics) of this build's per-query scores against the champion's,
+        on the queries both scored; None when there is no champion measured on the same evaluation set."""
+        from ragindex.evaluation.metrics import METRICS
+        from ragindex.evaluation.statistics import compare_runs
+
+        current = self.champion(model_name)
+        if current is None or current.tags.get("eval.digest") != digest:
+            return None
+        path = self.download(current.run_id, "evaluation/per_query.json")
+        if path is None:  # an old champion without per-query scores: margin-only gate
+            return None
+        theirs = json.loads(path.read_text()).get(current.tags.get("gate.mode", "hybrid"), {})
+        return compare_runs(theirs, per_query, list(METRICS), n_perm=2000, seed=0)
+
+    def promote(self, model_name: str, version: str, score: float, digest: str, margin: float,
+                significant_loss: bool = False, gate_mode: str = "hybrid") -> Promotion:
+        """Gate: take `champion` unless nDCG@10 is worse than the champion's by more than `margin` (on the same
+        evaluation set), or a paired test says the loss is significant. The decision is recorded on the version."""
+        client = self.client
+        for key, value in {"ndcg_at_10": f"{score:.6f}", "eval.digest": digest, "gate.mode": gate_mode}.items():
+            client.set_model_version_tag(model_name, version, key, value)
+        current = self.champion(model_name)
+        previous = str(current.version) if current else None
+        if current is None:
+            promoted, reason = True, "no champion yet"
         else:
-            promoted, reason = True, f"nDCG@10 {score:.4f} >= champion v{previous} {best:.4f} - margin {margin}"
-    client.set_model_version_tag(model_name, version, "gate", reason)
-    if promoted and previous != version:
-        if previous:
-            client.set_model_version_tag(model_name, version, "previous_champion", previous)
-        client.set_registered_model_alias(model_name, CHAMPION, version)
-    return Promotion(model_name, version, promoted, reason, previous)
+            best = float(current.tags.get("ndcg_at_10", "nan"))
+            if current.tags.get("eval.digest") != digest:
+                promoted, reason = True, "champion was measured on another evaluation set; new build promoted"
+            elif score < best - margin:
+                promoted, reason = False, f"nDCG@10 {score:.4f} < champion v{previous} {best:.4f} - margin {margin}"
+            elif significant_loss:
+                promoted, reason = False, "paired randomization test: significant loss against the champion"
+            else:
+                promoted, reason = True, f"nDCG@10 {score:.4f} >= champion v{previous} {best:.4f} - margin {margin}"
+        return self._decide(model_name, version, promoted, reason, previous)
 
+    def promote_unmeasured(self, model_name: str, version: str) -> Promotion:
+        """A build with no judged queries: it serves only if nothing serves yet; it never replaces a champion."""
+        current = self.champion(model_name)
+        if current is not None:
+            return self._decide(model_name, version, False,
+                                "no judged queries to gate on: registered, champion unchanged", None)
+        return self._decide(model_name, version, True,
+                            "first build, no judged queries to gate on: champion so that something serves", None)
 
-def promote_unmeasured(model_name: str, version: str) -> Promotion:
-    """A build with no judged queries: it serves only if nothing serves yet; it never replaces a champion."""
-    mlflow = _mlflow()
-    client = mlflow.MlflowClient()
-    if champion(model_name) is not None:
-        reason = "no judged queries to gate on: registered, champion unchanged"
-        client.set_model_version_tag(model_name, version, "gate", reason)
-        return Promotion(model_name, version, False, reason, None)
-    reason = "first build, no judged queries to gate on: champion so that something serves"
-    client.set_model_version_tag(model_name, version, "gate", reason)
-    client.set_registered_model_alias(model_name, CHAMPION, version)
-    return Promotion(model_name, version, True, reason, None)
+    def _decide(self, model_name: str, version: str, promoted: bool, reason: str, previous: str | None) -> Promotion:
+        self.client.set_model_version_tag(model_name, version, "gate", reason)
+        if promoted and previous != version:
+            if previous:
+                self.client.set_model_version_tag(model_name, version, "previous_champion", previous)
+            self.client.set_registered_model_alias(model_name, CHAMPION, version)
+        return Promotion(model_name, version, promoted, reason, previous)
 
+    def rollback(self, model_name: str) -> Promotion:
+        """Move `champion` back to the version it replaced."""
+        current = self.champion(model_name)
+        if current is None:
+            raise ValueError(f"model '{model_name}' has no champion to roll back")
+        previous = current.tags.get("previous_champion")
+        if not previous:
+            raise ValueError(f"champion v{current.version} of '{model_name}' replaced no earlier version")
+        self.client.set_registered_model_alias(model_name, CHAMPION, previous)
+        self.client.set_model_version_tag(model_name, current.version, "rolled_back", "true")
+        return Promotion(model_name, previous, True, f"rolled back from v{current.version}", current.version)
 
-def rollback(model_name: str) -> Promotion:
-    """Move `champion` back to the version it replaced."""
-    mlflow = _mlflow()
-    client = mlflow.MlflowClient()
-    current = champion(model_name)
-    if current is None:
-        raise ValueError(f"model '{model_name}' has no champion to roll back")
-    previous = current.tags.get("previous_champion")
-    if not previous:
-        raise ValueError(f"champion v{current.version} of '{model_name}' replaced no earlier version")
-    client.set_registered_model_alias(model_name, CHAMPION, previous)
-    client.set_model_version_tag(model_name, current.version, "rolled_back", "true")
-    return Promotion(model_name, previous, True, f"rolled back from v{current.version}", current.version)
+    def protected_tags(self, table: str | None = None, uri: str | None = None) -> set[str]:
+        """LanceDB tags of the builds any MLflow alias points at, plus each aliased version's rollback target
+        (`previous_champion`). Filtered to one table / URI when given. No store yet: empty. Errors reading an
+        existing store propagate: a caller must not delete versions it could not check."""
+        if not self.store_exists():
+            return set()
+        client = self.client
+        found: set[str] = set()
+        for model in client.search_registered_models(max_results=1000):
+            versions = {str(v) for v in (model.aliases or {}).values()}
+            for version in list(versions):
+                previous = client.get_model_version(model.name, version).tags.get("previous_champion")
+                if previous:
+                    versions.add(str(previous))
+            for version in versions:
+                config = self.serving_config(client.get_model_version(model.name, version))
+                if table is not None and config.get("table") != table:
+                    continue
+                if uri is not None and config.get("uri") != uri:
+                    continue
+                if config.get("tag"):
+                    found.add(config["tag"])
+        return found

@@ -1,1 +1,1 @@
-"""Dagster resources: thin, configurable wrappers over the engines in `ragindex`."""
+"""Dagster resources: the only doors to the engines (embedding model, LanceDB, staging storage, MLflow)."""

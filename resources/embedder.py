@@ -1,18 +1,38 @@
-"""The embedding model as a resource: loaded once per process, fingerprinted."""
-
-from __future__ import annotations
+"""The embedding model as a resource: its fingerprint and tokenizer are cheap; the weights load on first embed."""
 
 from dagster import ConfigurableResource
+from pydantic import PrivateAttr
 
+from ragindex.chunking import Chunker, make_chunker
+from ragindex.config import ChunkerConfig
 from ragindex.embedding import Embedder, load_embedder
 
 
 class EmbedderResource(ConfigurableResource):
-    """A packaged model name or a local model directory; GPU when present."""
+    """A packaged model name or a local model directory; precision and device chosen for the machine."""
 
     model: str = "all-MiniLM-L6-v2"
     batch_size: int = 64
     device: str = "auto"
+    precision: str = "auto"
+    model_cache: str  # weights hashes and exported graphs (DataLayout.model_cache)
 
-    def get(self) -> Embedder:
-        return load_embedder(self.model, self.batch_size, self.device)
+    _embedder: Embedder | None = PrivateAttr(default=None)
+
+    def embedder(self) -> Embedder:
+        """The embedder (tokenizer and fingerprint ready; the model itself loads on the first embed)."""
+        if self._embedder is None:
+            self._embedder = load_embedder(self.model, self.batch_size, self.device)
+        return self._embedder
+
+    def fingerprint(self) -> dict:
+        return self.embedder().fingerprint.as_dict()
+
+    def fingerprint_id(self) -> str:
+        return self.embedder().fingerprint.id
+
+    def dimension(self) -> int:
+        return self.embedder().dimension
+
+    def chunker(self, config: ChunkerConfig) -> Chunker:
+        return make_chunker(config, self.embedder())

@@ -36,25 +36,27 @@ export RAGINDEX_CONFIG="$CONFIG"
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false GX_ANALYTICS_ENABLED=False
 
 echo "ci: config $CONFIG, state in $WORK"
-SOURCES="$("$PYTHON" - <<'EOF'
+# Each configured source as a partition (source|table) of the configured table, registered in the instance.
+PARTITIONS="$("$PYTHON" - <<'EOF'
 from dagster import DagsterInstance
 
-from assets.partitions import sources_partitions
 from ragindex.config import load_config
+from ragindex_app.assets.partitions import BuildPartition
 
-names = [s.name for s in load_config().sources]
+config = load_config()
 instance = DagsterInstance.get()
-instance.add_dynamic_partitions(sources_partitions.name,
-                                [n for n in names if not instance.has_dynamic_partition(sources_partitions.name, n)])
-print(" ".join(names))
+partitions = [BuildPartition(s.name, config.index.table) for s in config.sources]
+for partition in partitions:
+    partition.register(instance)
+print(" ".join(str(p.key) for p in partitions))
 EOF
 )"
 
 status=0
-for source in $SOURCES; do
-  echo "ci: dagster asset materialize --select '$SELECT' --partition $source"
-  if ! "$DAGSTER" asset materialize -m pipelines.definitions --select "$SELECT" --partition "$source"; then
-    echo "ci: materialization of source '$source' failed" >&2
+for partition in $PARTITIONS; do
+  echo "ci: dagster asset materialize --select '$SELECT' --partition '$partition'"
+  if ! "$DAGSTER" asset materialize -m ragindex_app.pipelines.definitions --select "$SELECT" --partition "$partition"; then
+    echo "ci: materialization of partition '$partition' failed" >&2
     status=1
   fi
 done

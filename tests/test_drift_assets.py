@@ -8,7 +8,7 @@ import pytest
 import yaml
 from dagster import AssetCheckSeverity, AssetKey, DagsterInstance, build_sensor_context, instance_for_test
 
-from pipelines.factory import build_definitions
+from ragindex_app.pipelines.factory import build_definitions
 from ragindex.config import load_config
 from ragindex.drift.corpus import DriftHistory
 from ragindex.embedding import load_embedder

@@ -8,8 +8,8 @@ import yaml
 from conftest import WITH_SENTENCE, write_small_corpus
 from dagster import AssetKey, DagsterInstance, instance_for_test
 
-from pipelines.factory import build_definitions
-from pipelines.runner import failure_message
+from ragindex_app.pipelines.factory import build_definitions
+from ragindex_app.pipelines.runner import failure_message
 from ragindex.cli import main
 from ragindex.config import load_config
 from ragindex.embedding import load_embedder

@@ -16,7 +16,7 @@ from dagster import DagsterEventType, instance_for_test
 
 import assets.chunk
 import assets.embed
-from pipelines.factory import build_definitions
+from ragindex_app.pipelines.factory import build_definitions
 from ragindex.build import embed_chunks
 from ragindex.chunking import Chunker
 from ragindex.config import load_config

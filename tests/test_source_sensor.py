@@ -17,8 +17,8 @@ from dagster import (
     partition_loading_context,
 )
 
-from pipelines.factory import build_definitions
-from pipelines.runner import failure_message
+from ragindex_app.pipelines.factory import build_definitions
+from ragindex_app.pipelines.runner import failure_message
 from ragindex.config import load_config
 from ragindex.embedding import load_embedder
 from ragindex.index_store import IndexStore

@@ -8,9 +8,9 @@ from ragindex.config import DatasetConfig, SourceConfig
 from ragindex.datasets.generators import GenerationResult, generate, load_chunks
 from ragindex.datasets.publish import PublishedDataset, publish_dataset
 from ragindex.evaluation.beir import load_beir
-from ragindex.index_store import quote
+from ragindex.lance_tables import quote
 from ragindex.llm.client import LLMClient
-from ragindex.paths import data_dir
+from ragindex.paths import DataLayout
 
 
 def generate_and_publish(table, source: SourceConfig, config: DatasetConfig, corpus_version: str,
@@ -20,7 +20,7 @@ def generate_and_publish(table, source: SourceConfig, config: DatasetConfig, cor
     generators = generators or list(config.generators)
     chunks = load_chunks(table, where=f"source = {quote(source.name)}")
     eval_set = load_beir(source.resolved_path()) if "qrels" in generators else None
-    client = LLMClient.from_env(cache_dir=data_dir() / "llm_cache") if "llm" in generators else None
+    client = LLMClient.from_env(cache_dir=DataLayout.current().llm_cache) if "llm" in generators else None
     result = generate(chunks, generators, n or config.n, config.seed, corpus_version=corpus_version,
                       eval_set=eval_set, llm_client=client)
     published = publish_dataset(out or config.resolved_out(), source.name, result.rows, chunks,

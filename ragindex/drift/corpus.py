@@ -33,8 +33,9 @@ import pyarrow.parquet as pq
 
 from ragindex.config import ChunkerConfig, IndexConfig, SourceConfig
 from ragindex.errors import ConfigError
-from ragindex.index_store import IndexStore, quote
-from ragindex.paths import data_dir
+from ragindex.index_store import IndexStore
+from ragindex.lance_tables import quote
+from ragindex.paths import DataLayout
 
 DEFAULT_MAX_ROWS = 20_000
 EMBED_BATCH = 256
@@ -42,9 +43,7 @@ Progress = Callable[[str], None]
 
 
 def drift_dir() -> Path:
-    path = data_dir() / "drift"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return DataLayout.current().ensure(DataLayout.current().drift)
 
 
 @dataclass
@@ -138,7 +137,7 @@ def _one_fingerprint(values: Iterable[str | None], label: str) -> str | None:
     return found[0] if found else None
 
 
-def table_sample(index: IndexConfig, table: str, version: int | str | None = None, *, where: str | None = None,
+def table_sample(store: IndexStore, version: int | str | None = None, *, where: str | None = None,
                  exclude_ids: Iterable[str] = (), max_rows: int = DEFAULT_MAX_ROWS, seed: int = 0,
                  with_text: bool = False, by_document: bool = True) -> Sample:
     """A seeded sample of the table's vectors at `version` (a number or tag; None = latest).
@@ -147,7 +146,7 @@ def table_sample(index: IndexConfig, table: str, version: int | str | None = Non
     (whole documents when `by_document`), then fetches only those rows' `vector` and `fingerprint` (and `text`
     when asked): the same inputs give the same sample whatever the table's physical layout.
     """
-    store = IndexStore(index, table)
+    table = store.name
     opened = store.open(version)
     label = f"{table}@{version}" if version is not None else table
     if where:
@@ -205,6 +204,19 @@ def parquet_sample(path: str | Path, max_rows: int = DEFAULT_MAX_ROWS, seed: int
                   [docs[i] for i in positions] if docs is not None else None)
 
 
+def batch_sample(rows: pa.Table, cache, label: str, max_rows: int = DEFAULT_MAX_ROWS, seed: int = 0,
+                 by_document: bool = True) -> Sample:
+    """A seeded sample of a build's chunks (columns chunk_id, doc_id, text_hash) with their cached vectors."""
+    keyed = sorted(zip(rows.column("chunk_id").to_pylist(), rows.column("doc_id").to_pylist(),
+                       rows.column("text_hash").to_pylist(), strict=True))
+    chosen = [keyed[i] for i in _pick([(c, d) for c, d, _ in keyed], max_rows, seed, by_document)]
+    found = cache.get(h for _, _, h in chosen)
+    vectors = np.stack([found[h] for _, _, h in chosen]).astype(np.float32) if chosen else \
+        np.zeros((0, cache.dimension), np.float32)
+    return Sample(f"this run's new and changed chunks ({label})", vectors, cache.name.removeprefix("embeddings_"),
+                  len(keyed), [c for c, _, _ in chosen], None, [d for _, d, _ in chosen])
+
+
 def folder_source(path: str | Path) -> SourceConfig:
     """A directory or BEIR folder as an (unregistered) source, named after the folder."""
     resolved = Path(path).expanduser().resolve()
@@ -221,7 +233,8 @@ def embed_cached(texts: Sequence[str], hashes: Sequence[str], embedder, cache_ur
     """Vectors for texts (keyed by their hashes) through the embedding cache; only unseen texts are embedded."""
     from ragindex.embedding_cache import EmbeddingCache
 
-    cache = EmbeddingCache(str(cache_uri or data_dir() / "cache"), embedder.fingerprint.id, embedder.dimension)
+    cache = EmbeddingCache(str(cache_uri or DataLayout.current().embedding_cache), embedder.fingerprint.id,
+                           embedder.dimension)
     found = cache.get(hashes)
     missing = list(dict.fromkeys(h for h in hashes if h not in found))
     if missing:
@@ -335,8 +348,8 @@ def source_filter(source: str) -> str:
 class DriftHistory:
     """One JSON line per drift evaluation: time, table, source, kind, p-value, drifted, per-test p-values."""
 
-    def __init__(self, path: str | Path | None = None):
-        self.path = Path(path) if path else drift_dir() / "history.jsonl"
+    def __init__(self, folder: str | Path | None = None):
+        self.path = Path(folder or drift_dir()) / "history.jsonl"
 
     def append(self, record: dict[str, Any]) -> dict[str, Any]:
         """Add one record (its `time` defaults to now, UTC ISO 8601); returns it as stored."""

@@ -1,10 +1,11 @@
-"""Which table and model answer queries for a logical table: the champion's, else the configuration's."""
+"""Which table, model and search settings answer queries for a logical table: the champion's, else the config's."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ragindex.config import ProjectConfig
+from ragindex.tracking import Tracker, registered_name
 
 
 @dataclass(frozen=True)
@@ -13,30 +14,29 @@ class ServingTarget:
     model: str
     tag: str | None
     origin: str  # "champion vN of <model>" or "config"
+    search: dict = field(default_factory=dict)  # the search settings the champion was registered with
+
+    @property
+    def hybrid_weight(self) -> float | None:
+        weight = self.search.get("hybrid_weight")
+        return float(weight) if isinstance(weight, int | float) else None
 
 
-def registered_name(project: ProjectConfig, logical: str) -> str:
-    """The registered retriever of a logical table (the configured table owns serving.model_name)."""
-    base = project.serving.model_name
-    return base if logical == project.index.table else f"{base}-{logical}"
-
-
-def serving_target(project: ProjectConfig, logical: str | None = None) -> ServingTarget:
+def serving_target(project: ProjectConfig, tracker: Tracker, logical: str | None = None) -> ServingTarget:
     """The champion of the logical table if there is one (blue/green keeps serving it until a green table is
     promoted), otherwise the logical table with the configured model."""
     logical = logical or project.index.table
     fallback = ServingTarget(logical, project.embedder.model, None, "config")
+    name = registered_name(project.serving.model_name, logical, project.index.table)
     try:
-        from ragindex import tracking
-
-        name = registered_name(project, logical)
-        current = tracking.champion(name)
-        if current is None:
-            return fallback
-        config = tracking.model_config(current)
-    except Exception:  # noqa: BLE001 - no MLflow store yet, or unreachable: serve from the configuration
+        current = tracker.champion(name)
+    except Exception:  # noqa: BLE001 - an unreachable tracking server: serve from the configuration
         return fallback
+    if current is None:
+        return fallback
+    config = tracker.serving_config(current)
     table = config.get("table", "")
     if table != logical and not table.startswith(f"{logical}-"):
         return fallback
-    return ServingTarget(table, config["model"], None, f"champion v{current.version} of {name}")
+    return ServingTarget(table, config["model"], config.get("tag"), f"champion v{current.version} of {name}",
+                         config.get("search") or {})

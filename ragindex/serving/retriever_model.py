@@ -16,15 +16,19 @@ class RetrieverModel(PythonModel):
         from ragindex.embedding import load_embedder
         from ragindex.index_store import IndexStore
         from ragindex.search import Retriever
+        from ragindex.storage import connect
 
         cfg = context.model_config
         index = IndexConfig(uri=cfg["uri"], table=cfg["table"], fts_title_boost=cfg["fts_title_boost"],
                             ann=AnnConfig(**cfg["ann"]))
-        search = SearchConfig(**cfg["search"])
+        weight = cfg["search"].get("hybrid_weight")
+        search = SearchConfig(**{**cfg["search"], "hybrid_weight": "auto"})
         embedder = load_embedder(cfg["model"], cfg.get("batch_size", 64), "auto")
         if embedder.fingerprint.id != cfg["fingerprint"]:
             raise RuntimeError(f"model fingerprint {embedder.fingerprint.id} != indexed {cfg['fingerprint']}")
-        self.retriever = Retriever(IndexStore(index), embedder, search, version=cfg["tag"], log_queries=True)
+        store = IndexStore(connect(cfg["uri"]), index, cfg["table"])
+        self.retriever = Retriever(store, embedder, search, version=cfg["tag"], log_queries=True,
+                                   hybrid_weight=weight if isinstance(weight, int | float) else None)
 
     def predict(self, context, model_input, params=None):
         rows = model_input.to_dict("records") if hasattr(model_input, "to_dict") else list(model_input)

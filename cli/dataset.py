@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 from ragindex.errors import ConfigError
@@ -11,20 +12,21 @@ from ragindex.errors import ConfigError
 
 def cmd_generate(args: argparse.Namespace) -> int:
     """Index the source (through Dagster, cached), generate rows from its chunks, publish the folder."""
-    from pipelines.runner import run_index
-    from ragindex.config import load_config
     from ragindex.datasets.pipeline import generate_and_publish
-    from ragindex.index_store import IndexStore
-    from ragindex.source_registry import resolve_source
+    from ragindex_app.cli.main import _engines
+    from ragindex_app.pipelines.runner import run_index
 
-    project = load_config(args.config)
-    summary = run_index(args.config, args.source, args.name)
-    source = resolve_source(project, summary["source"])
-    table = IndexStore(project.index, args.name).open(summary["tag"])
+    out = Path(args.out) if args.out else None
+    if out is not None:
+        _check_writable(out)
     generators = [g.strip() for g in args.generators.split(",") if g.strip()]
+    run = run_index(args.config, args.source, args.name, verbose=args.verbose)
+    project, resources = _engines(args)
+    source = resources["project"].source(run.source)
+    table = resources["lancedb"].store(run.table).open(run["search_index"]["tag"])
     try:
-        published, result = generate_and_publish(table, source, project.datasets, summary["tag"], generators,
-                                                  args.n, Path(args.out) if args.out else None)
+        published, result = generate_and_publish(table, source, project.datasets, run["search_index"]["tag"],
+                                                  generators, args.n, out)
     except ValueError as error:
         raise ConfigError(str(error)) from None
     for name, info in result.summary()["generators"].items():
@@ -35,24 +37,25 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_writable(folder: Path) -> None:
+    """An output folder must be creatable and writable before any work starts."""
+    probe = folder if folder.exists() else next((p for p in folder.parents if p.exists()), Path("."))
+    if not os.access(probe, os.W_OK):
+        raise ConfigError(f"--out {folder}: {probe} is not writable")
+
+
 def cmd_ask(args: argparse.Namespace) -> int:
     """Retrieve, then answer through the configured endpoint or extractively, with numbered citations."""
-    from ragindex.config import load_config
-    from ragindex.embedding import load_embedder
-    from ragindex.index_store import IndexStore
     from ragindex.llm.answer import answer_question
     from ragindex.llm.client import LLMClient
-    from ragindex.paths import data_dir
-    from ragindex.search import Retriever
-    from ragindex.serving.resolve import serving_target
+    from ragindex.paths import DataLayout
+    from ragindex_app.cli.main import retriever_for
 
-    project = load_config(args.config)
-    target = serving_target(project, args.name)
-    embedder = load_embedder(target.model, project.embedder.batch_size, project.embedder.device)
-    retriever = Retriever(IndexStore(project.index, target.table), embedder, project.search)
+    retriever = retriever_for(args)
     hits = retriever.search(args.question, "hybrid", args.k)
-    client = LLMClient.from_env(cache_dir=data_dir() / "llm_cache")
-    answer = answer_question(args.question, hits, client, embed=lambda texts: embedder.embed(texts))
+    layout = DataLayout.current()
+    client = LLMClient.from_env(cache_dir=layout.llm_cache)
+    answer = answer_question(args.question, hits, client, embed=lambda texts: retriever.embedder.embed(texts))
     verdicts = None
     if args.judge:
         if client is None:
@@ -60,8 +63,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
         from ragindex.llm.answer import judge
 
         verdicts = judge(args.question, answer.text, [h.text for h in hits], client, repeats=args.repeats)
-        judged = data_dir() / "judgements.jsonl"
-        with judged.open("a", encoding="utf-8") as handle:  # raw verdicts kept for audit
+        with layout.judgements.open("a", encoding="utf-8") as handle:  # raw verdicts kept for audit
             handle.write(json.dumps({"question": args.question, "answer": answer.text,
                                      **verdicts.as_dict()}, ensure_ascii=False) + "\n")
     if args.json:

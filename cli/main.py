@@ -1,0 +1,280 @@
+"""The `ragindex` command line: build (through Dagster, so runs show in the UI), search, evaluate, roll back."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from ragindex.errors import ConfigError
+from ragindex.paths import PROJECT_ROOT
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("DAGSTER_HOME", str(PROJECT_ROOT))
+
+SEARCH_MODES = ("dense", "dense_exact", "fts", "hybrid")
+
+
+def _parse_filters(pairs: list[str]) -> dict[str, str]:
+    filters = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise ConfigError(f"--filter '{pair}': expected field=value")
+        name, value = pair.split("=", 1)
+        filters[name.strip()] = value
+    return filters
+
+
+def index_summary(run) -> dict:
+    """What a build did, from its materialization metadata (the record the Dagster UI shows)."""
+    docs, chunks, vectors, index = run["documents"], run["chunks"], run["embeddings"], run["search_index"]
+    return {
+        "source": run.source,
+        "documents": {k: docs.get(f"documents_{k}", 0) for k in ("added", "modified", "deleted", "unchanged",
+                                                                    "total")},
+        "chunks": {"total": index.get("source_rows", chunks.get("chunks_total")), "new": chunks.get("chunks_written"),
+                   "embedded": vectors.get("embedded"), "reused": vectors.get("reused"),
+                   "deleted": index.get("deleted", 0)},
+        "tokens": chunks.get("tokens"),
+        "skipped": docs.get("skipped_list", []),
+        "model_fingerprint": vectors.get("model_fingerprint"),
+        "precision": vectors.get("precision"),
+        "unchanged": index.get("unchanged"),
+        "table": run.table,
+        "version": index.get("version"),
+        "tag": index.get("tag"),
+        "rows": index.get("rows"),
+        "dagster_run_id": run.run_id,
+        "mlflow_run_id": index.get("mlflow_run_id"),
+        "evaluation": run["evaluation"].get("metrics_json"),
+        "promotion": {k: run["champion"].get(k) for k in ("model", "version", "promoted", "reason")},
+        "dataset": run["rag_dataset"].get("folder"),
+        "dataset_evaluation": run["dataset_evaluation"].get("metrics_json"),
+        "steps": [{"step": s, "seconds": round(t, 2)} for s, t in run.steps],
+        "seconds": run.seconds,
+    }
+
+
+def _print_summary(summary: dict) -> None:
+    d, c = summary["documents"], summary["chunks"]
+    print(f"source {summary['source']}: {d['total']} documents "
+          f"(added {d['added']}, modified {d['modified']}, deleted {d['deleted']}, unchanged {d['unchanged']})")
+    if summary["unchanged"]:
+        print(f"  unchanged: table {summary['table']} stays at tag {summary['tag']} (nothing embedded, no new "
+              "version, no new model version)")
+    else:
+        print(f"  chunks: {c['total']} of the source in the table ({c['new']} new or changed, {c['embedded']} "
+              f"embedded, {c['reused']} reused from cache, {c['deleted']} deleted); {summary['tokens']} tokens")
+        fp = summary["model_fingerprint"] or {}
+        if fp:
+            print(f"  model: {fp['name']} dim {fp['dimension']} max_len {fp['max_length']} {fp['pooling']} pooling, "
+                  f"fingerprint {fp['id']}, precision {summary['precision']}")
+        print(f"  table: {summary['table']}, version {summary['version']}, tag {summary['tag']}")
+    print("  steps: " + ", ".join(f"{s['step']} {s['seconds']:.1f}s" for s in summary["steps"]))
+    print(f"  time: {summary['seconds']} s (Dagster run {summary['dagster_run_id']})")
+
+
+def _print_evaluation(payload: dict, promotion: dict | None = None) -> None:
+    print(f"{payload['dataset']}: {payload['n_queries']} queries scored; index {payload['index']['table']} "
+          f"v{payload['index']['version']}")
+    shown = ("ndcg@10", "recall@10", "recall@100", "mrr@10", "map@100", "hit@10")
+    print(f"{'mode':12s}" + "".join(f"{m:>21s}" for m in shown) + f"{'p50 ms':>9s}{'p95 ms':>9s}")
+    for mode, values in payload["confidence"].items():
+        latency = payload["latency_ms"][mode]
+        cells = "".join(f"{values[m]['mean']:7.3f} [{values[m]['ci_low']:.3f},{values[m]['ci_high']:.3f}]"
+                        for m in shown)
+        print(f"{mode:12s}{cells}{latency['p50']:9.1f}{latency['p95']:9.1f}")
+    print(f"(mean [95% bootstrap interval], n = {payload['n_queries']} queries)")
+    for mode, groups in (payload.get("by_generator") or {}).items():
+        for group, info in groups.items():
+            if group == "all" or not info["metrics"]:
+                continue
+            ndcg = info["metrics"]["ndcg@10"]
+            lexical = " (lexical: favours keyword search)" if info["lexical"] else ""
+            print(f"  {mode:11s} {group:8s} n={info['n']:3d} nDCG@10 {ndcg['mean']:.3f} "
+                  f"[{ndcg['ci_low']:.3f}, {ndcg['ci_high']:.3f}]{lexical}")
+    fusion = payload["fusion"]
+    print(f"ann_recall@10 {payload['ann_recall@10']:.4f}; hybrid weight {fusion['weight']} "
+          f"({fusion['folds']}-fold CV, seed {fusion['seed']}, fold weights {fusion['fold_weights']})")
+    for problem in payload["problems"]:
+        print(f"note: {problem}")
+    if promotion and promotion.get("model"):
+        print(f"MLflow run {payload['mlflow_run_id']}; {promotion['model']} v{promotion['version']}: "
+              f"{promotion['reason']}")
+
+
+def _index(args: argparse.Namespace, source: str, table: str | None = None) -> dict:
+    from ragindex_app.pipelines.runner import run_index
+
+    return index_summary(run_index(args.config, source, table, verbose=args.verbose))
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    summary = _index(args, args.source, args.name)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        _print_summary(summary)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Build every configured source and print what was done (read from the runs' materializations)."""
+    from ragindex.config import load_config
+
+    start = time.perf_counter()
+    for source in load_config(args.config).sources:
+        summary = _index(args, source.name, args.name)
+        _print_summary(summary)
+        if summary["evaluation"]:
+            _print_evaluation(summary["evaluation"], summary["promotion"])
+        if summary["dataset"]:
+            print(f"\ngenerated evaluation set: {summary['dataset']}")
+        if summary["dataset_evaluation"]:
+            _print_evaluation(summary["dataset_evaluation"])
+    print(f"done in {time.perf_counter() - start:.1f} s; try: ragindex search \"how does the with statement work\"")
+    return 0
+
+
+def _engines(args: argparse.Namespace):
+    """The validated config and the resources that own the engines (the same the Dagster assets use)."""
+    from ragindex.config import load_config
+    from ragindex_app.pipelines.resources import build_resources
+
+    project = load_config(args.config)
+    return project, build_resources(project)
+
+
+def retriever_for(args: argparse.Namespace, log_queries: bool = True):
+    """The serving retriever of a logical table: the champion's table, model, tag and fusion weight."""
+    from ragindex.embedding import load_embedder
+    from ragindex.search import Retriever
+    from ragindex.serving.resolve import serving_target
+
+    project, resources = _engines(args)
+    target = serving_target(project, resources["mlflow"].tracker, args.name)
+    store = resources["lancedb"].store(target.table)
+    embedder = load_embedder(target.model, project.embedder.batch_size, project.embedder.device)
+    version = getattr(args, "version", None)
+    return Retriever(store, embedder, project.search, version=version, log_queries=log_queries,
+                     hybrid_weight=target.hybrid_weight)
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    filters = _parse_filters(args.filter)
+    hits = retriever_for(args).search(args.query, args.mode, args.k, filters)
+    if args.json:
+        print(json.dumps([h.as_dict() for h in hits], indent=2, ensure_ascii=False))
+        return 0
+    for rank, hit in enumerate(hits, start=1):
+        body = " ".join(hit.text.split())
+        print(f"{rank:2d}. [{hit.score:.3f}] {hit.doc_id} :: {hit.heading_path or hit.title}")
+        print(f"    {body[:200]}{'…' if len(body) > 200 else ''}")
+    if not hits:
+        print("no results")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Index a BEIR data set's corpus (cached) through the assets, evaluate every mode, write the JSON."""
+    from ragindex.evaluation.beir import EvalDataError, load_beir
+    from ragindex_app.pipelines.runner import source_name
+
+    try:
+        load_beir(args.dataset)  # fail fast, before indexing, on a missing or malformed file
+    except EvalDataError as error:
+        raise ConfigError(str(error)) from None
+    name = source_name(args.config, args.dataset)
+    summary = _index(args, args.dataset, args.name or f"eval-{name}")
+    payload = summary["evaluation"]
+    if payload is None:
+        raise ConfigError(f"{args.dataset}: the build was unchanged and no earlier evaluation is recorded; "
+                          "delete the table or change --name to measure again")
+    if args.out:
+        Path(args.out).write_text(json.dumps(payload, indent=2))
+    if args.json:
+        print(json.dumps(payload, indent=2))
+        return 0
+    _print_evaluation(payload, summary["promotion"])
+    if args.out:
+        print(f"wrote {args.out}")
+    return 0
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    project, resources = _engines(args)
+    name = args.model or project.serving.model_name
+    try:
+        result = resources["mlflow"].tracker.rollback(name)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    print(f"{name}: champion is now v{result.version} ({result.reason})")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ragindex", description=__doc__)
+    parser.add_argument("--config", help="YAML config (default: configs/default.yaml or $RAGINDEX_CONFIG)")
+    parser.add_argument("--verbose", action="store_true", help="show Dagster's step logs and full tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="build every configured source and print a summary")
+    run.add_argument("--name", help="table name (default: index.table from the config)")
+    run.set_defaults(func=cmd_run)
+
+    index = sub.add_parser("index", help="build or update the index for one source (a Dagster run)")
+    index.add_argument("--source", required=True, help="a configured source name, or a directory/BEIR folder")
+    index.add_argument("--name", help="table name (default: index.table from the config)")
+    index.add_argument("--json", action="store_true", help="print a JSON summary")
+    index.set_defaults(func=cmd_index)
+
+    search = sub.add_parser("search", help="search the index")
+    search.add_argument("query")
+    search.add_argument("--mode", default="hybrid", choices=SEARCH_MODES)
+    search.add_argument("--k", type=int, default=10)
+    search.add_argument("--filter", action="append", default=[], metavar="FIELD=VALUE",
+                        help="metadata filter, repeatable (source, doc_id, title, path, format, heading_path)")
+    search.add_argument("--name", help="table name (default: index.table from the config)")
+    search.add_argument("--version", help="a table version number or tag to search")
+    search.add_argument("--json", action="store_true", help="machine-readable output")
+    search.set_defaults(func=cmd_search)
+    evaluate = sub.add_parser("evaluate", help="index a BEIR data set and measure every search mode")
+    evaluate.add_argument("--dataset", required=True, help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/test.tsv")
+    evaluate.add_argument("--out", help="write the metrics JSON here")
+    evaluate.add_argument("--name", help="table name (default: eval-<dataset>)")
+    evaluate.add_argument("--json", action="store_true", help="print the JSON instead of a table")
+    evaluate.set_defaults(func=cmd_evaluate)
+
+    rollback = sub.add_parser("rollback", help="move the champion alias back to the version it replaced")
+    rollback.add_argument("--model", help="registered model name (default: serving.model_name)")
+    rollback.set_defaults(func=cmd_rollback)
+
+    from ragindex_app.cli.dataset import add_dataset_commands
+    from ragindex_app.cli.drift import add_drift_commands
+
+    add_dataset_commands(sub)
+    add_drift_commands(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "version", None) and str(args.version).isdigit():
+        args.version = int(args.version)
+    from ragindex.errors import RunFailed
+
+    try:
+        return args.func(args)
+    except (ConfigError, RunFailed) as error:
+        if args.verbose:
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        return 2 if isinstance(error, ConfigError) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
