@@ -6,15 +6,14 @@ import shutil
 import pytest
 import yaml
 from conftest import WITH_SENTENCE, write_small_corpus
-from dagster import AssetKey, DagsterInstance, instance_for_test
+from dagster import DagsterInstance, instance_for_test
+from pipeline_helpers import metadata, output, run, store
 
-from ragindex_app.pipelines.factory import build_definitions
-from ragindex_app.pipelines.runner import failure_message
-from ragindex.cli import main
 from ragindex.config import load_config
 from ragindex.embedding import load_embedder
-from ragindex.index_store import IndexStore
 from ragindex.search import Retriever
+from ragindex_app.cli.main import main
+from ragindex_app.pipelines.runner import failure_message
 
 
 @pytest.fixture
@@ -28,47 +27,37 @@ def project(tmp_path):
     }))
     (tmp_path / "dagster").mkdir()
     with instance_for_test(temp_dir=str(tmp_path / "dagster")) as instance:
-        instance.add_dynamic_partitions("sources", ["docs"])
         yield config, corpus, instance
 
 
-def _run(config, instance: DagsterInstance, table=None):
-    job = build_definitions(config, table).resolve_job_def("index_job")
-    return job.execute_in_process(instance=instance, partition_key="docs", raise_on_error=False)
-
-
-def _metadata(instance: DagsterInstance, asset: str) -> dict:
-    event = instance.get_latest_materialization_event(AssetKey(asset))
-    return {k: v.value for k, v in event.asset_materialization.metadata.items()}
-
-
 def _table_ids(config) -> list[str]:
-    return IndexStore(load_config(config).index).open().to_arrow().column("chunk_id").to_pylist()
+    return store(config).open().to_arrow().column("chunk_id").to_pylist()
 
 
 def test_build_rerun_search_and_change(project):
     config, corpus, instance = project
-    first = _run(config, instance)
+    first = run(config, instance)
     assert first.success
-    docs = _metadata(instance, "documents")
+    docs = metadata(instance, "documents")
     assert (docs["documents_added"], docs["skipped"]) == (5, 5)
     for reason in ("empty file", "binary file", "not valid UTF-8", "over-size file", "symlink loop"):
         assert reason in docs["skipped_files"]
-    build = first.output_for_node("search_index")
+    build = output(config, "search_index")
     ids = _table_ids(config)
-    assert len(ids) == len(set(ids)) == build.rows == first.output_for_node("chunks").chunks
-    assert build.tag.startswith("docs-") and IndexStore(load_config(config).index).open().tags.list()[build.tag]
+    assert len(ids) == len(set(ids)) == build.rows == output(config, "chunks").chunks
+    assert build.tag.startswith("docs-") and store(config).open().tags.list()[build.tag]
 
-    # the same corpus again: nothing embedded, same ids, no duplicate rows
-    second = _run(config, instance)
+    # the same corpus again: nothing embedded, same ids, no duplicate rows, no new version or tag
+    second = run(config, instance)
     assert second.success
-    assert second.output_for_node("documents").changes.counts()["unchanged"] == 5
-    assert second.output_for_node("embeddings").embedded == 0
+    assert output(config, "documents").counts()["unchanged"] == 5
+    assert output(config, "embeddings").embedded == 0
     assert sorted(_table_ids(config)) == sorted(ids)
+    assert output(config, "search_index").tag == build.tag and store(config).open().version == build.version
 
     # search finds the chunk that holds the sentence, in every mode, with its heading path
     project_config = load_config(config)
-    retriever = Retriever(IndexStore(project_config.index), load_embedder(), project_config.search)
+    retriever = Retriever(store(config), load_embedder(), project_config.search)
     for mode in ("dense", "dense_exact", "fts", "hybrid"):
         top = retriever.search("who winds the clockwork of the lighthouse at dusk?", mode, 3)[0]
         assert (top.doc_id, top.heading_path) == ("guide/lighthouse.md", "Coastal notes > Keepers"), mode
@@ -79,11 +68,10 @@ def test_build_rerun_search_and_change(project):
     (corpus / "guide" / "lighthouse.md").write_text("# Coastal notes\n\n## Keepers\n\nThe keeper retired.\n")
     (corpus / "notes.txt").unlink()
     (corpus / "new.md").write_text("# New\n\nA brand new page about fog horns.\n")
-    third = _run(config, instance)
+    third = run(config, instance)
     assert third.success
-    assert third.output_for_node("documents").changes.counts() == {
-        "added": 1, "modified": 1, "deleted": 1, "unchanged": 3}
-    rows = IndexStore(project_config.index).open().to_arrow().to_pylist()
+    assert output(config, "documents").counts() == {"added": 1, "modified": 1, "deleted": 1, "unchanged": 3}
+    rows = store(config).open().to_arrow().to_pylist()
     assert "notes.txt" not in {r["doc_id"] for r in rows}
     assert not any(WITH_SENTENCE in r["text"] for r in rows)
     assert len(rows) == len({r["chunk_id"] for r in rows})
@@ -91,12 +79,12 @@ def test_build_rerun_search_and_change(project):
 
 def test_deletion_guard_stops_an_emptied_source(project, capsys, monkeypatch):
     config, corpus, instance = project
-    assert _run(config, instance).success
+    assert run(config, instance).success
     before = sorted(_table_ids(config))
     shutil.rmtree(corpus / "guide")
     for name in ("notes.txt", "page.html"):
         (corpus / name).unlink()
-    failed = _run(config, instance)
+    failed = run(config, instance)
     assert not failed.success
     message = failure_message(failed)
     assert "would delete" in message and "confirm_deletions" in message
