@@ -9,7 +9,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ragindex.errors import ConfigError
-from ragindex.paths import PROJECT_ROOT, data_dir, default_config_path
+from ragindex.paths import PROJECT_ROOT, SAFE_NAME, DataLayout, default_config_path
 
 SourceType = Literal["directory", "beir", "pydoc_topics"]
 DEFAULT_INCLUDE = ["*.md", "*.markdown", "*.txt", "*.rst", "*.html", "*.htm"]
@@ -22,7 +22,7 @@ class _Strict(BaseModel):
 class SourceConfig(_Strict):
     """One corpus: a directory tree, a BEIR-layout folder, or the embedded CPython reference."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    name: str = Field(pattern=SAFE_NAME.pattern)
     type: SourceType
     path: str | None = None
     include: list[str] = Field(default_factory=lambda: list(DEFAULT_INCLUDE))
@@ -66,6 +66,9 @@ class EmbedderConfig(_Strict):
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
 
+ANN_MIN_ROWS_FLOOR = 256  # no ANN index below this many rows, whatever ann.min_rows says
+
+
 class AnnConfig(_Strict):
     """Vector index parameters; below min_rows the table is searched exactly."""
 
@@ -88,7 +91,7 @@ class IndexConfig(_Strict):
     """Where the LanceDB table lives and which indexes it carries."""
 
     uri: str | None = None
-    table: str = Field(default="chunks", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    table: str = Field(default="chunks", pattern=SAFE_NAME.pattern)
     fts: bool = True
     fts_title_boost: float = Field(default=2.0, ge=0)  # BM25 over text + boosted document title
     fts_stop_words: bool = False  # keep 'with', 'not', 'in'...: they are keywords in technical corpora
@@ -98,7 +101,18 @@ class IndexConfig(_Strict):
     retention: RetentionConfig = RetentionConfig()
 
     def resolved_uri(self) -> str:
-        return self.uri or str(data_dir() / "lancedb")
+        return self.uri or str(DataLayout.current().lancedb)
+
+
+class StorageConfig(_Strict):
+    """Where the intermediate data of builds lives (documents, chunks, step outputs): a local path or an object-store
+    URI (`s3://bucket/prefix`) that every step process can reach. Credentials and the endpoint come from the
+    environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL)."""
+
+    uri: str | None = None  # default: data/staging
+
+    def resolved_uri(self) -> str:
+        return self.uri or str(DataLayout.current().staging)
 
 
 class SearchConfig(_Strict):
@@ -128,7 +142,7 @@ class DatasetConfig(_Strict):
     out: str | None = None  # default: data/datasets
 
     def resolved_out(self) -> Path:
-        return Path(self.out) if self.out else data_dir() / "datasets"
+        return Path(self.out) if self.out else DataLayout.current().datasets
 
 
 class ServingConfig(_Strict):
@@ -180,6 +194,7 @@ class ProjectConfig(_Strict):
     chunker: ChunkerConfig = ChunkerConfig()
     embedder: EmbedderConfig = EmbedderConfig()
     index: IndexConfig = IndexConfig()
+    storage: StorageConfig = StorageConfig()
     search: SearchConfig = SearchConfig()
     quality: QualityConfig = QualityConfig()
     evaluation: EvaluationConfig = EvaluationConfig()

@@ -1,4 +1,7 @@
-"""Sources named in the config, plus directories registered ad hoc from the command line."""
+"""Sources named in the config, plus directories and BEIR folders registered ad hoc from the command line.
+
+Registered sources are watched by the source sensor like configured ones (`watched_sources`).
+"""
 
 from __future__ import annotations
 
@@ -9,42 +12,50 @@ from pathlib import Path
 
 from ragindex.config import ProjectConfig, SourceConfig
 from ragindex.errors import ConfigError
-from ragindex.paths import data_dir
+from ragindex.paths import DataLayout
 
 
-def _registry_file() -> Path:
-    return data_dir() / "registered_sources.json"
-
-
-def registered_sources() -> dict[str, SourceConfig]:
-    file = _registry_file()
-    if not file.is_file():
-        return {}
-    return {name: SourceConfig.model_validate(raw) for name, raw in json.loads(file.read_text()).items()}
-
-
-def register_directory(path: str | Path) -> SourceConfig:
-    """Register a directory (or BEIR folder) as a source named after it; the same path, the same name."""
+def adhoc_source(path: str | Path) -> SourceConfig:
+    """A directory (or BEIR folder) as a source named after it: the same path always gets the same name."""
     resolved = Path(path).expanduser().resolve()
-    if not resolved.exists():
-        raise ConfigError(f"--source: {path} is neither a configured source name nor an existing path")
+    if not resolved.is_dir():
+        raise ConfigError(f"{path} is neither a configured source name nor an existing directory")
     kind = "beir" if (resolved / "corpus.jsonl").is_file() else "directory"
     label = f"{resolved.parent.name}-{resolved.name}" if resolved.name.startswith("v-") else resolved.name
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", label).strip("-.")[:40] or "source"
     name = f"{slug}-{hashlib.sha256(str(resolved).encode()).hexdigest()[:6]}"
-    source = SourceConfig(name=name, type=kind, path=str(resolved))
-    sources = {n: s.model_dump() for n, s in registered_sources().items()}
-    sources[name] = source.model_dump()
-    _registry_file().write_text(json.dumps(sources, indent=2, sort_keys=True))
-    return source
+    return SourceConfig(name=name, type=kind, path=str(resolved))
 
 
-def resolve_source(config: ProjectConfig, name: str) -> SourceConfig:
+class SourceRegistry:
+    """The ad-hoc sources of a data directory (a JSON file named by DataLayout.source_registry)."""
+
+    def __init__(self, file: Path | None = None):
+        self.file = file or DataLayout.current().source_registry
+
+    def all(self) -> dict[str, SourceConfig]:
+        if not self.file.is_file():
+            return {}
+        return {name: SourceConfig.model_validate(raw) for name, raw in json.loads(self.file.read_text()).items()}
+
+    def register(self, source: SourceConfig) -> SourceConfig:
+        sources = {n: s.model_dump() for n, s in self.all().items()}
+        sources[source.name] = source.model_dump()
+        self.file.parent.mkdir(parents=True, exist_ok=True)
+        self.file.write_text(json.dumps(sources, indent=2, sort_keys=True))
+        return source
+
+
+def watched_sources(config: ProjectConfig, registry: SourceRegistry | None = None) -> list[SourceConfig]:
+    """What the source sensor watches: the configured sources, then the registered ones."""
+    configured = {s.name for s in config.sources}
+    extra = [s for n, s in sorted((registry or SourceRegistry()).all().items()) if n not in configured]
+    return [*config.sources, *extra]
+
+
+def resolve_source(config: ProjectConfig, name: str, registry: SourceRegistry | None = None) -> SourceConfig:
     """A configured source by name, else a registered one; unknown names stop with one line."""
-    for source in config.sources:
+    for source in watched_sources(config, registry):
         if source.name == name:
             return source
-    registered = registered_sources()
-    if name in registered:
-        return registered[name]
     return config.source(name)  # raises ConfigError naming the configured sources
