@@ -26,7 +26,7 @@ def python_value(value: Any) -> Any:
     if isinstance(value, dict):
         return {key: python_value(v) for key, v in value.items()}
     if isinstance(value, list | tuple):
-        return [python_value(v) for v in value]
+        return type(value)(python_value(v) for v in value)
     if isinstance(value, np.ndarray | np.generic):
         return value.tolist()
     return value
@@ -141,7 +141,7 @@ def _example(value: Any) -> Any:
     """JSON-safe, short values for examples (values are plain Python already, see python_value)."""
     if isinstance(value, dict):
         return {str(k): _example(v) for k, v in value.items()}
-    if isinstance(value, list):
+    if isinstance(value, list | tuple):
         return [_example(v) for v in value]
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
