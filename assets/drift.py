@@ -36,19 +36,11 @@ from dagster import (
 
 from ragindex.build import ChunksResult, IndexBuild
 from ragindex.config import DriftConfig
-from ragindex.drift.corpus import (
-    DriftHistory,
-    Sample,
-    as_unit,
-    batch_sample,
-    history_markdown,
-    history_points,
-    previous_source_tag,
-    source_filter,
-    table_sample,
-)
+from ragindex.drift.history import DriftHistory, history_markdown, history_points
 from ragindex.drift.outcome import DriftOutcome
 from ragindex.drift.report import format_p, markdown_summary, plot_drift
+from ragindex.drift.samples import Sample, as_unit, batch_sample, source_filter, table_sample
+from ragindex.drift.sides import previous_source_tag
 from ragindex.drift.two_sample import DriftDecision, detect_drift
 from ragindex.index_store import IndexStore
 from ragindex.lance_tables import quote
@@ -170,11 +162,11 @@ def corpus_reference(store: IndexStore, build: IndexBuild, source: str, cfg: Dri
     by_document = cfg.unit == "document"
     if previous is not None:
         try:
-            return table_sample(store, previous, where=source_filter(source),
+            return table_sample(store.open(previous), f"{store.name}@{previous}", where=source_filter(source),
                                 max_rows=cfg.max_rows, seed=cfg.seed, by_document=by_document)
         except ValueError:  # the tagged version was cleaned up: fall through
             pass
-    return table_sample(store, build.version, where=source_filter(source),
+    return table_sample(store.open(build.version), f"{store.name}@{build.version}", where=source_filter(source),
                         exclude_ids=current_ids, max_rows=cfg.max_rows, seed=cfg.seed, by_document=by_document)
 
 
@@ -257,8 +249,8 @@ def query_drift(context: AssetExecutionContext, search_index: IndexBuild, projec
         return Output(outcome, metadata={**_metadata(outcome, None, records, search_index, cfg),
                                          "latest_query": latest.isoformat()})
 
-    table_vectors = table_sample(store, search_index.version, max_rows=cfg.max_rows,
-                                 seed=cfg.seed, by_document=False)  # queries are matched against chunks
+    table_vectors = table_sample(store.open(search_index.version), f"{store.name}@{search_index.version}",
+                                 max_rows=cfg.max_rows, seed=cfg.seed, by_document=False)  # queries vs chunks
     table_vectors.label = f"table {store.name} v{search_index.version}"
     vs_corpus, corpus_status = _test(cfg, table_vectors, current)
     vs_previous, status = _test(cfg, previous, current)

@@ -34,10 +34,13 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from ragindex.config import load_config  # noqa: E402
 from ragindex.documents import Document  # noqa: E402
-from ragindex.drift.corpus import Sample, as_unit, embed_cached, folder_source  # noqa: E402
 from ragindex.drift.report import format_p  # noqa: E402
+from ragindex.drift.samples import Sample, as_unit  # noqa: E402
 from ragindex.drift.two_sample import detect_drift  # noqa: E402
 from ragindex.embedding import load_embedder  # noqa: E402
+from ragindex.embedding_cache import EmbeddingCache, embed_through_cache  # noqa: E402
+from ragindex.paths import DataLayout  # noqa: E402
+from ragindex.source_registry import adhoc_source  # noqa: E402
 from ragindex.sources import read_source  # noqa: E402
 
 CORPORA = ROOT.parent / "shared" / "corpora" / "lancedb-docs"
@@ -47,10 +50,12 @@ OUT = ROOT / "benchmarks" / "out" / "drift_real.md"
 def snapshot(folder: Path, chunker, embedder) -> dict:
     """Documents (doc id -> content hash), chunks in (doc, position) order and their vectors."""
     start = time.perf_counter()
-    docs = [d for d in read_source(folder_source(folder)) if isinstance(d, Document)]
+    docs = [d for d in read_source(adhoc_source(folder)) if isinstance(d, Document)]
     chunks = sorted((c for d in docs for c in chunker.chunk(d)), key=lambda c: (c.doc_id, c.position))
-    vectors = embed_cached([c.text for c in chunks], [c.text_hash for c in chunks], embedder,
-                           progress=lambda m: print(f"  {folder.name}: {m}", file=sys.stderr, flush=True))
+    cache = EmbeddingCache(str(DataLayout.current().embedding_cache), embedder.fingerprint.id, embedder.dimension)
+    vectors = embed_through_cache([c.text for c in chunks], [c.text_hash for c in chunks], lambda: embedder, cache,
+                                  lambda done, total: print(f"  {folder.name}: embedded {done}/{total} new texts",
+                                                            file=sys.stderr, flush=True))
     print(f"{folder.name}: {len(docs)} documents, {len(chunks)} chunks in {time.perf_counter() - start:.1f} s",
           file=sys.stderr)
     return {"docs": {d.doc_id: d.content_hash for d in docs}, "doc_of": np.array([c.doc_id for c in chunks]),

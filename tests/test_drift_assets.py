@@ -8,13 +8,13 @@ import pytest
 import yaml
 from dagster import AssetCheckSeverity, AssetKey, DagsterInstance, build_sensor_context, instance_for_test
 
-from ragindex_app.pipelines.factory import build_definitions
 from ragindex.config import load_config
 from ragindex.drift.corpus import DriftHistory
 from ragindex.embedding import load_embedder
 from ragindex.index_store import IndexStore
 from ragindex.query_log import QueryLog
 from ragindex.search import Retriever
+from ragindex_app.pipelines.factory import build_definitions
 
 GARDEN = (["tomatoes", "carrots", "lettuce", "peppers", "beans", "onions", "squash", "basil"],
           ["Water the {a} early in the morning and mulch the bed so the soil keeps its moisture.",

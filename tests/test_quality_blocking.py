@@ -16,13 +16,13 @@ from dagster import DagsterEventType, instance_for_test
 
 import assets.chunk
 import assets.embed
-from ragindex_app.pipelines.factory import build_definitions
 from ragindex.build import embed_chunks
 from ragindex.chunking import Chunker
 from ragindex.config import load_config
 from ragindex.embedding import resolve_model_dir
 from ragindex.index_store import IndexStore
 from ragindex.quality import artifact_paths
+from ragindex_app.pipelines.factory import build_definitions
 
 pytestmark = pytest.mark.slow  # materializes the asset graph
 

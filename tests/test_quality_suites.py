@@ -1,6 +1,7 @@
 """Each expectation suite on tiny DataFrames and tables: good data passes, each bad case fails by name."""
 
 import json
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -13,8 +14,9 @@ import pytest
 from ragindex.config import AnnConfig, IndexConfig, QualityConfig
 from ragindex.index_store import IndexStore, index_schema
 from ragindex.quality import (
-    artifact_paths,
-    quality_dir,
+    Batch,
+    ExpectationSpec,
+    validate,
     validate_chunks,
     validate_documents,
     validate_embeddings,
@@ -260,14 +262,29 @@ def test_index_missing_fts_and_unindexed_rows_fail(tmp_path):
 
 def test_artifacts_json_and_data_docs(tmp_path):
     result = validate_documents(documents(doc_id=["a", "a", "b"]), max_bytes=1000)
-    paths = write_artifacts(result, quality_dir(tmp_path))
+    paths = write_artifacts(result, tmp_path / "quality")
     assert [p.name for p in paths] == ["documents.json", "documents.documents.html"]
-    assert artifact_paths(tmp_path) == sorted(paths)
+    assert sorted((tmp_path / "quality").iterdir()) == sorted(paths)
     saved = json.loads(paths[0].read_text())
     assert saved["summary"]["failed"][0]["expectation"] == "expect_column_values_to_be_unique"
     assert saved["great_expectations"]["validations"]["documents"]["success"] is False
     assert "expect_column_values_to_be_unique" in paths[1].read_text() or "unique" in paths[1].read_text()
     assert "| ❌ | documents | `expect_column_values_to_be_unique` | doc_id | 2 | doc_id=" in result.markdown()
+
+
+def test_data_docs_render_numpy_values_without_a_logged_traceback(tmp_path, caplog):
+    # GE's own metrics are numpy floats (a column mean); its renderer rejects them with a logged traceback
+    recall = pd.DataFrame({"query_chunk_id": ["q1", "q2", "q3"], "recall_at_10": np.array([1.0, 0.976, 1.0])})
+    rule = ExpectationSpec("ExpectColumnMeanToBeBetween",
+                           {"column": "recall_at_10", "min_value": np.float64(0.9), "max_value": np.float64(1.0)})
+    result = validate("index", [Batch("ann_recall", recall, [rule], ["query_chunk_id"])])
+    assert result.success and result.outcomes[0].observed == pytest.approx(0.992)
+    with caplog.at_level(logging.WARNING):
+        paths = write_artifacts(result, tmp_path)
+    assert [r.getMessage()[:200] for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert [p.name for p in paths] == ["index.json", "index.ann_recall.html"] and not result.notes
+    html = paths[1].read_text(encoding="utf-8")
+    assert "0.992" in html and "num_to_str" not in html
 
 
 def test_loading_the_definitions_does_not_import_great_expectations():

@@ -17,12 +17,12 @@ from dagster import (
     partition_loading_context,
 )
 
-from ragindex_app.pipelines.factory import build_definitions
-from ragindex_app.pipelines.runner import failure_message
 from ragindex.config import load_config
 from ragindex.embedding import load_embedder
 from ragindex.index_store import IndexStore
 from ragindex.search import Retriever
+from ragindex_app.pipelines.factory import build_definitions
+from ragindex_app.pipelines.runner import failure_message
 
 DROPPED = "The harbour pilot boards the tanker at the breakwater before dawn."
 

@@ -1,24 +1,23 @@
 """Data quality of the build's stages: Great Expectations 1.x suites validated on pandas DataFrames.
 
-Nothing here imports Great Expectations at module level (it takes seconds to import); only validation does.
+One module per stage (documents, chunks, embeddings, index), the validation itself in `expectations`, the files
+on disk in `artifacts`. Nothing here imports Great Expectations at module level (it takes seconds to import);
+only validation and rendering do.
 """
 
-from ragindex.quality.suites import (
+from ragindex.quality.artifacts import write_artifacts
+from ragindex.quality.chunks import validate_chunks
+from ragindex.quality.documents import validate_documents
+from ragindex.quality.embeddings import validate_embeddings
+from ragindex.quality.expectations import (
     Batch,
     ExpectationOutcome,
     ExpectationSpec,
     FailedExpectation,
     SuiteResult,
-    ann_recall,
-    artifact_paths,
-    quality_dir,
     validate,
-    validate_chunks,
-    validate_documents,
-    validate_embeddings,
-    validate_index,
-    write_artifacts,
 )
+from ragindex.quality.index import ann_recall, validate_index
 
 __all__ = [
     "Batch",
@@ -27,8 +26,6 @@ __all__ = [
     "FailedExpectation",
     "SuiteResult",
     "ann_recall",
-    "artifact_paths",
-    "quality_dir",
     "validate",
     "validate_chunks",
     "validate_documents",
