@@ -18,7 +18,7 @@ from ragindex.manifest import DocState
 
 MANIFEST_COLUMNS = ["doc_id", "doc_hash", "doc_size", "doc_mtime", "chunker_hash", "fingerprint", "chunk_id"]
 FTS_COLUMNS = ("text", "title")
-FILTER_FIELDS = ("source", "doc_id", "title", "path", "format", "heading_path", "fingerprint")
+FILTER_FIELDS = ("source", "doc_id", "title", "path", "format", "heading_path", "fingerprint", "kind")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -41,6 +41,9 @@ def index_schema(dimension: int) -> pa.Schema:
         ("doc_mtime", pa.float64()),
         ("chunker_hash", pa.string()),
         ("fingerprint", pa.string()),
+        ("page", pa.int32()),  # PDF page of the chunk's text, null for other formats
+        ("kind", pa.string()),  # text | image
+        ("image_path", pa.string()),  # the image an image chunk describes
         ("vector", pa.list_(pa.float32(), dimension)),
     ])
 
@@ -121,7 +124,13 @@ class IndexStore:
         return table
 
     def open_or_create(self, dimension: int):
-        return self.db.create_table(self.name, schema=index_schema(dimension), exist_ok=True)
+        if not self.exists():
+            return self.db.create_table(self.name, schema=index_schema(dimension), exist_ok=True)
+        table = self.db.open_table(self.name)
+        missing = [f for f in index_schema(dimension) if f.name not in table.schema.names]
+        if missing:  # a table built before these columns existed: added empty, filled as documents are re-chunked
+            table.add_columns(missing)
+        return table
 
     def count(self) -> int:
         return self.open().count_rows() if self.exists() else 0
