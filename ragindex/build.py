@@ -167,7 +167,7 @@ def _read_documents(stage: StageTable, version: int, doc_ids: set[str]) -> Itera
         for batch in part.to_batches(256):
             for row in batch.to_pylist():
                 if row["doc_id"] in doc_ids:
-                    yield Document(**row)
+                    yield Document(**{**row, "images": tuple(row["images"] or ())})
 
 
 def chunk_documents(documents: DocumentsResult, document_stage: StageTable, chunk_stage: StageTable,

@@ -10,8 +10,10 @@ from dataclasses import dataclass
 
 from ragindex.config import ChunkerConfig
 from ragindex.documents import Document, sha256_hex
+from ragindex.images import image_refs, resolve_ref
+from ragindex.sources.pdf import PAGE_BREAK
 
-CHUNKER_VERSION = 1
+CHUNKER_VERSION = 2  # 2: PDF pages, image chunks (kind, page, image_path)
 HEADING_SEPARATOR = " > "
 _MD_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 _FENCE = re.compile(r"^\s*(```|~~~)")
@@ -22,6 +24,7 @@ _RST_UNDERLINE = re.compile(r"^([=\-~^\"'`#*+:.])\1{2,}\s*$")
 class Section:
     heading_path: tuple[str, ...]
     text: str
+    page: int | None = None  # 1-based PDF page; a section never spans pages
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,9 @@ class Chunk:
     heading_path: str
     position: int
     n_tokens: int
+    page: int | None = None  # PDF page the text is on
+    kind: str = "text"  # text | image (alt text, caption or description of the image at image_path)
+    image_path: str | None = None
 
 
 def chunker_hash(config: ChunkerConfig, tokenizer_id: str) -> str:
@@ -105,12 +111,22 @@ def rst_sections(text: str) -> list[Section]:
     return [s for s in sections if s.text]
 
 
+def pdf_sections(text: str, title: str) -> list[Section]:
+    """One section per PDF page under the document's title, numbered from 1; pages without text are dropped."""
+    heading = (title,) if title else ()
+    return [Section(heading, page.strip(), number) for number, page in enumerate(text.split(PAGE_BREAK), 1)
+            if page.strip()]
+
+
 def document_sections(document: Document) -> list[Section]:
-    """Sections of a document by its format; plain text is one section under its title."""
+    """Sections of a document by its format; plain text (and an image's description) is one section under its
+    title."""
     if document.format == "markdown":
         sections = markdown_sections(document.text)
     elif document.format == "rst":
         sections = rst_sections(document.text)
+    elif document.format == "pdf":
+        sections = pdf_sections(document.text, document.title)
     else:
         sections = [Section((document.title,) if document.title else (), document.text.strip())]
     return sections
@@ -162,27 +178,53 @@ class Chunker:
             text = text[: int(len(text) * 0.95)]
         return text
 
+    def _chunk(self, document: Document, text: str, heading: str, position: int, page: int | None = None,
+               image_path: str | None = None) -> Chunk | None:
+        text = self._fits(text)
+        n_tokens = len(self.tokenizer.encode(text, add_special_tokens=True).ids)
+        if n_tokens - self._special < self.config.min_tokens:
+            return None
+        return Chunk(
+            chunk_id=chunk_id(document.doc_id, text, self.config_hash),
+            doc_id=document.doc_id,
+            source=document.source,
+            text=text,
+            text_hash=sha256_hex(text),
+            heading_path=heading,
+            position=position,
+            n_tokens=n_tokens,
+            page=page,
+            kind="image" if image_path else "text",
+            image_path=image_path,
+        )
+
     def chunk(self, document: Document) -> list[Chunk]:
+        """Token windows of every section, then one image chunk per image the section shows; an image
+        document's own text (its file name and description) is an image chunk of that image."""
         chunks: list[Chunk] = []
+        own_image = document.path if document.format == "image" else None
         for section in document_sections(document):
             heading = HEADING_SEPARATOR.join(section.heading_path)
             prefix = f"{heading}\n\n" if heading else ""
-            for text in self._windows(prefix, section.text):
-                text = self._fits(text)
-                n_tokens = len(self.tokenizer.encode(text, add_special_tokens=True).ids)
-                if n_tokens - self._special < self.config.min_tokens:
-                    continue
-                chunks.append(Chunk(
-                    chunk_id=chunk_id(document.doc_id, text, self.config_hash),
-                    doc_id=document.doc_id,
-                    source=document.source,
-                    text=text,
-                    text_hash=sha256_hex(text),
-                    heading_path=heading,
-                    position=len(chunks),
-                    n_tokens=n_tokens,
-                ))
+            texts = [(text, own_image) for text in self._windows(prefix, section.text)]
+            texts += [(f"{prefix}{caption}", path) for caption, path in section_images(section.text, document)]
+            for text, image_path in texts:
+                chunk = self._chunk(document, text, heading, len(chunks), section.page, image_path)
+                if chunk:
+                    chunks.append(chunk)
         return _unique(chunks)
+
+
+def section_images(text: str, document: Document) -> list[tuple[str, str]]:
+    """(text, resolved path) of each image a section shows, among the document's images that decoded: the alt
+    text and title, then the file name."""
+    usable = set(document.images)
+    found = []
+    for ref in image_refs(text):
+        path = resolve_ref(ref.target, document.path, document.doc_id) if usable else None
+        if path is not None and str(path) in usable:
+            found.append(("\n".join(filter(None, [ref.caption, path.name])), str(path)))
+    return found
 
 
 def _unique(chunks: list[Chunk]) -> list[Chunk]:

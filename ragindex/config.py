@@ -12,7 +12,8 @@ from ragindex.errors import ConfigError
 from ragindex.paths import PROJECT_ROOT, SAFE_NAME, DataLayout, default_config_path
 
 SourceType = Literal["directory", "beir", "pydoc_topics"]
-DEFAULT_INCLUDE = ["*.md", "*.markdown", "*.txt", "*.rst", "*.html", "*.htm"]
+DEFAULT_INCLUDE = ["*.md", "*.markdown", "*.txt", "*.rst", "*.html", "*.htm", "*.pdf",
+                   "*.png", "*.jpg", "*.jpeg", "*.webp", "*.gif"]
 
 
 class _Strict(BaseModel):
@@ -28,6 +29,7 @@ class SourceConfig(_Strict):
     include: list[str] = Field(default_factory=lambda: list(DEFAULT_INCLUDE))
     max_file_bytes: int = Field(default=5_000_000, gt=0)
     always_hash: bool = False
+    max_image_pixels: int = Field(default=50_000_000, gt=0)  # larger images are skipped, never decoded
     license: str | None = None  # shown on published dataset cards
 
     def licence(self) -> str:
@@ -64,6 +66,7 @@ class EmbedderConfig(_Strict):
     model: str = "all-MiniLM-L6-v2"
     batch_size: int = Field(default=64, gt=0)
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    image_model: str | None = None  # a local CLIPModel / SiglipModel directory: images also get pixel vectors
 
 
 ANN_MIN_ROWS_FLOOR = 256  # no ANN index below this many rows, whatever ann.min_rows says

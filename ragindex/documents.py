@@ -24,7 +24,9 @@ class Document:
     path: str
     size: int
     mtime: float
-    format: str  # markdown | rst | html | text
+    format: str  # markdown | rst | text | pdf (pages joined by a form feed) | image
+    # local images the text references that decoded cleanly (resolved paths): they become image chunks
+    images: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from ragindex.lance_tables import in_list, quote, scan_columns, table_names
 
 FINGERPRINT_KEY = "ragindex.fingerprint"
 FTS_COLUMNS = ("text", "title")
-FILTER_FIELDS = ("source", "doc_id", "title", "path", "format", "heading_path", "fingerprint")
+FILTER_FIELDS = ("source", "doc_id", "title", "path", "format", "heading_path", "fingerprint", "kind")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -44,6 +44,9 @@ def index_schema(dimension: int, fingerprint_id: str | None = None) -> pa.Schema
         ("doc_mtime", pa.float64()),
         ("chunker_hash", pa.string()),
         ("fingerprint", pa.string()),
+        ("page", pa.int32()),  # PDF page of the chunk's text, null for other formats
+        ("kind", pa.string()),  # text | image
+        ("image_path", pa.string()),  # the image an image chunk describes
         ("vector", pa.list_(pa.float32(), dimension)),
     ], metadata=metadata)
 
@@ -130,10 +133,16 @@ class IndexStore:
         return table
 
     def open_or_create(self, dimension: int, fingerprint_id: str):
+        """The table, created with this model's fingerprint if new; columns added to the schema since a table
+        was built are added to it, empty (filled as its documents are re-chunked)."""
         if not self.exists():
             self._table = self.db.create_table(self.name, schema=index_schema(dimension, fingerprint_id),
                                                exist_ok=True)
-        return self.open()
+        table = self.open()
+        missing = [f for f in index_schema(dimension) if f.name not in table.schema.names]
+        if missing:
+            table.add_columns(missing)
+        return table
 
     def count(self, source: str | None = None) -> int:
         if not self.exists():

@@ -18,7 +18,7 @@ from ragindex.storage import connect
 DOCUMENT_SCHEMA = pa.schema([
     ("doc_id", pa.string()), ("source", pa.string()), ("text", pa.string()), ("content_hash", pa.string()),
     ("title", pa.string()), ("path", pa.string()), ("size", pa.int64()), ("mtime", pa.float64()),
-    ("format", pa.string()), ("run_id", pa.string())])
+    ("format", pa.string()), ("images", pa.list_(pa.string())), ("run_id", pa.string())])
 _INDEX_ONLY = ("vector", "fingerprint")
 
 

@@ -49,6 +49,6 @@ def write_small_corpus(root: Path) -> Path:
     (docs / "binary.txt").write_bytes(b"\x00\x01\x02binary\x00")
     (docs / "latin1.txt").write_bytes("caf\xe9 cr\xe8me".encode("latin-1"))
     (docs / "huge.md").write_text("word " * 400_000, encoding="utf-8")
-    (docs / "image.png").write_bytes(b"\x89PNG not indexed")
+    (docs / "diagram.bmp").write_bytes(b"BM not indexed")
     os.symlink(docs, docs / "guide" / "loop")
     return docs

@@ -23,7 +23,7 @@ def _rows(ids: list[str], doc: str, dim: int = 8) -> pa.Table:
     columns.update({"chunk_id": ids, "doc_id": [doc] * len(ids), "source": ["s"] * len(ids),
                     "text": [f"text {i}" for i in ids], "title": ["t"] * len(ids),
                     "position": list(range(len(ids))), "n_tokens": [3] * len(ids), "doc_size": [1] * len(ids),
-                    "doc_mtime": [0.0] * len(ids),
+                    "doc_mtime": [0.0] * len(ids), "page": [None] * len(ids),
                     "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), dim)})
     return pa.Table.from_pydict(columns, schema=index_schema(dim))
 

@@ -1,4 +1,4 @@
-"""Directory trees of Markdown, plain text, reStructuredText and HTML files, read recursively."""
+"""Directory trees of Markdown, plain text, reStructuredText, HTML, PDF and image files, read recursively."""
 
 from __future__ import annotations
 
@@ -9,10 +9,13 @@ from pathlib import Path
 
 from ragindex.config import SourceConfig
 from ragindex.documents import Document, Skipped, sha256_hex
+from ragindex.images import IMAGE_SUFFIXES, image_description, image_refs, inside, load_image, resolve_ref
 from ragindex.sources.html_text import html_to_markdown
+from ragindex.sources.pdf import PAGE_BREAK, pdf_pages
 
 FORMATS = {".md": "markdown", ".markdown": "markdown", ".rst": "rst", ".txt": "text",
-           ".html": "html", ".htm": "html"}
+           ".html": "html", ".htm": "html", ".pdf": "pdf", **dict.fromkeys(IMAGE_SUFFIXES, "image")}
+CHECK_FIT = 256  # referenced images are checked by decoding at most this size (JPEGs decode scaled down)
 
 
 def _walk(root: Path, skipped: list[Skipped]) -> Iterator[Path]:
@@ -60,9 +63,56 @@ def _decode(data: bytes) -> str:
 def _title(text: str, fallback: str) -> str:
     for line in text.splitlines():
         stripped = line.strip().lstrip("#").strip()
-        if stripped:
+        if stripped and not stripped.startswith("!["):
             return stripped[:200]
     return fallback
+
+
+def _content(path: Path, fmt: str, data: bytes, source: SourceConfig) -> tuple[str, str, str]:
+    """Text, title and format of a file's content; ValueError says why it cannot be indexed."""
+    if fmt == "pdf":
+        pages, title = pdf_pages(data)
+        return PAGE_BREAK.join(pages), title or path.stem, fmt
+    if fmt == "image":  # the file name and any text the image carries; alt text comes from referring documents
+        description = image_description(path, source.max_image_pixels)
+        title = description.splitlines()[0][:200] if description else path.stem
+        return "\n".join(filter(None, [description, path.name])), title, fmt
+    text = _decode(data)
+    if fmt == "html":
+        text, fmt = html_to_markdown(text), "markdown"
+    if not text.strip():
+        raise ValueError("no text content")
+    return text, _title(text, path.stem), fmt
+
+
+def _image_problem(image: Path, root: Path, max_pixels: int) -> str | None:
+    if not inside(image, root):
+        return "outside the source folder"
+    if not image.is_file():
+        return "file not found"
+    try:
+        load_image(image, max_pixels, fit=CHECK_FIT)
+    except ValueError as error:
+        return str(error)
+    return None
+
+
+def _referenced_images(text: str, path: Path, doc_id: str, root: Path, max_pixels: int,
+                       checked: dict[Path, str | None]) -> tuple[tuple[str, ...], list[Skipped]]:
+    """The local images a Markdown text shows that decode cleanly, and a Skipped per broken reference."""
+    images: list[str] = []
+    skipped: list[Skipped] = []
+    for ref in image_refs(text):
+        image = resolve_ref(ref.target, str(path), doc_id)
+        if image is None:
+            continue
+        if image not in checked:
+            checked[image] = _image_problem(image, root, max_pixels)
+        if checked[image]:
+            skipped.append(Skipped(str(path), f"image reference '{ref.target}': {checked[image]}"))
+        else:
+            images.append(str(image))
+    return tuple(dict.fromkeys(images)), skipped
 
 
 def read_directory(
@@ -70,6 +120,7 @@ def read_directory(
 ) -> Iterator[Document | Skipped | str]:
     """Yield documents; ids whose size and mtime match `known` are yielded as plain str (not re-read)."""
     skipped: list[Skipped] = []
+    checked: dict[Path, str | None] = {}  # referenced image -> problem (None: fine), each checked once per run
     for path in _walk(root, skipped):
         yield from skipped
         skipped.clear()
@@ -88,12 +139,7 @@ def read_directory(
             if stat.st_size > source.max_file_bytes:
                 raise ValueError(f"over-size file ({stat.st_size} bytes > max_file_bytes {source.max_file_bytes})")
             data = path.read_bytes()
-            text = _decode(data)
-            if fmt == "html":
-                text = html_to_markdown(text)
-                fmt = "markdown"
-            if not text.strip():
-                raise ValueError("no text content")
+            text, title, fmt = _content(path, fmt, data, source)
         except PermissionError:
             yield Skipped(str(path), "unreadable (permission denied)", doc_id)
             continue
@@ -103,15 +149,20 @@ def read_directory(
         except ValueError as error:
             yield Skipped(str(path), str(error), doc_id)
             continue
+        images: tuple[str, ...] = ()
+        if fmt == "markdown":
+            images, broken = _referenced_images(text, path, doc_id, root, source.max_image_pixels, checked)
+            yield from broken
         yield Document(
             doc_id=doc_id,
             source=source.name,
             text=text,
             content_hash=sha256_hex(data),
-            title=_title(text, path.stem),
+            title=title,
             path=str(path),
             size=stat.st_size,
             mtime=stat.st_mtime,
             format=fmt,
+            images=images,
         )
     yield from skipped
