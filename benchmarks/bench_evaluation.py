@@ -39,7 +39,7 @@ def main() -> None:
     start = time.perf_counter()
     summary = run_index(None, args.dataset, f"eval-{name}")
     build_s = time.perf_counter() - start
-    retriever = Retriever(IndexStore(config.index, summary["table"]), load_embedder(), config.search)
+    retriever = Retriever(IndexStore.at(config.index, summary["table"]), load_embedder(), config.search)
     evalset = load_beir(args.dataset)
     result = evaluate(retriever, evalset, args.dataset)
     qrels = {q: evalset.qrels[q] for q in evalset.scored_query_ids}

@@ -113,7 +113,7 @@ def fresh_build(folder: Path, work: Path, project, embedder, chunker):
     from ragindex.index_store import IndexStore
 
     index = project.index.model_copy(update={"uri": str(work / "fresh" / "lancedb"), "table": "fresh"})
-    store = IndexStore(index)
+    store = IndexStore.at(index)
     cache = EmbeddingCache(str(work / "fresh" / "cache"), embedder.fingerprint.id, embedder.dimension)
     staging = work / "fresh" / "staging"
     staging.mkdir(parents=True, exist_ok=True)
@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         expected = expected_step(previous, snapshots[name], seen)
         nodes, seconds = run_job(config, instance)
         docs, chunks, vectors, build = (nodes[k] for k in ("documents", "chunks", "embeddings", "search_index"))
-        got = {**docs.changes.counts(), "chunks_total": IndexStore(project.index).source_count("docs"),
+        got = {**docs.changes.counts(), "chunks_total": IndexStore.at(project.index).source_count("docs"),
                "embedded": vectors.embedded, "deleted_chunks": build.deleted}
         stages = docs.seconds + chunks.seconds + vectors.seconds + build.seconds
         rows.append({"step": step, "snapshot": name, **got, "chunked": chunks.chunks, "reused": vectors.reused,
@@ -203,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
                    f"({first['seconds']:.1f} s) < 10%", share < 0.10))
 
     store, fresh_vectors, fresh_seconds = fresh_build(corpus / STEPS[-1], work, project, embedder, chunker)
-    ours, theirs = table_rows(IndexStore(project.index)), table_rows(store)
+    ours, theirs = table_rows(IndexStore.at(project.index)), table_rows(store)
     checks.append((f"same chunk ids as a fresh build ({len(ours)} vs {len(theirs)})", set(ours) == set(theirs)))
     common = set(ours) & set(theirs)
     checks.append(("same texts for every chunk id", all(ours[i][0] == theirs[i][0] for i in common)))

@@ -78,7 +78,7 @@ def run_child(corpus: str, passages: int) -> dict:
     embedder = load_embedder(MODEL, BATCH_SIZE, "cpu")
     chunker = make_chunker(ChunkerConfig(), embedder)
     config = IndexConfig(uri=str(work / "data" / "lancedb"))
-    store = IndexStore(config)
+    store = IndexStore.at(config)
     cache = EmbeddingCache(config.resolved_uri(), embedder.fingerprint.id, embedder.dimension)
     load_seconds = time.perf_counter() - start
     rss["model loaded"] = peak_rss_mib()

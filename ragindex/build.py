@@ -301,7 +301,7 @@ def write_index(chunks: ChunksResult, chunk_stage: StageTable, store: IndexStore
     replaced = changed_docs & set(doc_of_indexed.values())
     result = store.commit_source(chunks.source, _index_rows(chunk_stage, chunks.version, changed_docs, vectors,
                                                             cache.dimension, fingerprint_id),
-                                 cache.dimension, fingerprint_id, replaced)
+                                 cache.dimension, replaced, fingerprint_id)
     indexes = store.ensure_indexes()
     tag = store.tag(chunks.source)
     return IndexBuild(chunks.table, chunks.source, store.uri, tag.version, str(tag), store.count(),

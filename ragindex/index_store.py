@@ -106,6 +106,13 @@ class IndexStore:
         self.name = name or config.table
         self._table = None
 
+    @classmethod
+    def at(cls, config: IndexConfig, name: str | None = None) -> IndexStore:
+        """A table at `index.uri` on a connection of its own (the resources share one per run)."""
+        from ragindex.storage import connect
+
+        return cls(connect(config.resolved_uri()), config, name)
+
     def exists(self) -> bool:
         return self._table is not None or self.name in table_names(self.db)
 
@@ -132,7 +139,7 @@ class IndexStore:
                               f"{table.version}; newest tags: {known})") from error
         return table
 
-    def open_or_create(self, dimension: int, fingerprint_id: str):
+    def open_or_create(self, dimension: int, fingerprint_id: str | None = None):
         """The table, created with this model's fingerprint if new; columns added to the schema since a table
         was built are added to it, empty (filled as its documents are re-chunked)."""
         if not self.exists():
@@ -163,8 +170,8 @@ class IndexStore:
             return pa.table({c: pa.array([], pa.string()) for c in columns})
         return scan_columns(self.open(), columns, f"source = {quote(source)}")
 
-    def commit_source(self, source: str, rows: pa.RecordBatchReader | pa.Table, dimension: int, fingerprint_id: str,
-                      replaced_docs: Iterable[str]) -> CommitResult:
+    def commit_source(self, source: str, rows: pa.RecordBatchReader | pa.Table, dimension: int,
+                      replaced_docs: Iterable[str], fingerprint_id: str | None = None) -> CommitResult:
         """Upsert a source's new chunks and delete the old chunks of replaced documents in ONE commit."""
         table = self.open_or_create(dimension, fingerprint_id)
         replaced = sorted(set(replaced_docs))

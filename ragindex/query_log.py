@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import lancedb
 import numpy as np
 import pyarrow as pa
 
 from ragindex.lance_tables import quote, table_names
 from ragindex.paths import DataLayout
+from ragindex.storage import connect
 
 TABLE = "query_log"
 SCHEMA = pa.schema([
@@ -64,7 +64,7 @@ class QueryLog:
 
     def __init__(self, uri: str | Path | None = None):
         self.uri = str(uri or DataLayout.current().query_log)
-        self.db = lancedb.connect(self.uri)
+        self.db = connect(self.uri)
 
     def _table(self, create: bool):
         if TABLE in table_names(self.db):

@@ -60,7 +60,7 @@ def test_model_change_builds_green_and_rolls_back(tmp_path, two_models, capsys, 
         from ragindex.index_store import IndexStore
 
         config = load_config(blue_cfg)
-        assert IndexStore(config.index, "bg").fingerprints() != IndexStore(config.index, green_table).fingerprints()
+        assert IndexStore.at(config.index, "bg").fingerprints() != IndexStore.at(config.index, green_table).fingerprints()
 
         # search follows the champion (green, model B) even with config A; rollback returns to blue
         assert main(["--config", blue_cfg, "search", "temperature scale", "--name", "bg", "--json", "--k", "3"]) == 0

@@ -142,12 +142,12 @@ def test_sigkill_while_embedding_and_while_writing_then_finish(project, embedder
     run_a = _kill_when(patched, env, lambda: _cache_rows(data) >= len(distinct) // 3)
     cached_a = _cache_hashes(data)
     assert 0 < len(cached_a) < len(distinct), "the kill should land in the middle of the embedding"
-    assert not IndexStore(load_config(config).index).exists() or IndexStore(load_config(config).index).count() == 0
+    assert not IndexStore.at(load_config(config).index).exists() or IndexStore.at(load_config(config).index).count() == 0
 
     # (b) killed while writing: right after the source's commit (version 1 is the empty table, 2 the merge),
     # while the indexes are being built, before the build is tagged
     run_b = _kill_when(patched, env, lambda: _table_versions(data) >= 2)
-    store = IndexStore(load_config(config).index)
+    store = IndexStore.at(load_config(config).index)
     state_b = {"versions": _table_versions(data), "rows": store.count(), "tags": len(store.open().tags.list())}
     assert state_b["rows"] == len(fresh) and state_b["tags"] == 0, f"the kill should land before the tag: {state_b}"
     cached_b = _cache_hashes(data)
@@ -169,7 +169,7 @@ def test_sigkill_while_embedding_and_while_writing_then_finish(project, embedder
     assert summary["chunks"]["embedded"] == 0 and summary["rows"] == len(fresh)
     # the commit of run B stood: every document is unchanged, nothing re-cut, indexes completed, build tagged
     assert summary["documents"]["unchanged"] == N_FILES and summary["chunks"]["new"] == 0
-    indexed = {tuple(i.columns) for i in IndexStore(load_config(config).index).open().list_indices()}
+    indexed = {tuple(i.columns) for i in IndexStore.at(load_config(config).index).open().list_indices()}
     assert {("chunk_id",), ("text",), ("title",)} <= indexed
 
     # every text embedded exactly once over the three runs; the cache holds exactly this corpus's texts
@@ -177,7 +177,7 @@ def test_sigkill_while_embedding_and_while_writing_then_finish(project, embedder
     assert len(hashes) == len(set(hashes)) == len(distinct) and set(hashes) == distinct
 
     # the table: one row per fresh chunk, no duplicate, none missing, no stray row; manifest agrees
-    store = IndexStore(load_config(config).index)
+    store = IndexStore.at(load_config(config).index)
     table = store.open().to_arrow()
     ids = table.column("chunk_id").to_pylist()
     assert len(ids) == len(set(ids)) == len(fresh) and set(ids) == set(fresh)

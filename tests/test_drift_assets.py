@@ -97,7 +97,7 @@ def test_flagged_drift_fails_checks_and_triggers_one_reindex_run(project):
     earlier = queries(GARDEN)
     QueryLog().append(earlier, "dense", "chunks", model.fingerprint.id, model.embed(earlier),
                       time=datetime.now(UTC) - timedelta(hours=30))
-    retriever = Retriever(IndexStore(project_config.index), model, project_config.search, log_queries=True)
+    retriever = Retriever(IndexStore.at(project_config.index), model, project_config.search, log_queries=True)
     for i, text in enumerate(queries(NETWORK)):
         retriever.search(text, "fts" if i % 3 == 0 else "dense", 3)  # fts ones are logged without a vector
     assert QueryLog().count() == len(earlier) + len(queries(NETWORK))

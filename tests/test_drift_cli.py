@@ -29,7 +29,7 @@ def config(tmp_path):
 
 def _table(config, name: str, fingerprint: str, vectors: np.ndarray, start: int = 0) -> None:
     """Add rows to a table of the configured LanceDB (a new version per call)."""
-    store = IndexStore(load_config(config).index, name)
+    store = IndexStore.at(load_config(config).index, name)
     rows = [{"chunk_id": f"{name}-{start + i}", "doc_id": f"{name}-d{start + i}", "source": "docs",
              "text": f"probe text number {start + i} about topic {(start + i) % 5}", "fingerprint": fingerprint,
              "vector": v.tolist()} for i, v in enumerate(vectors)]

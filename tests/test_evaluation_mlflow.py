@@ -88,7 +88,7 @@ def test_metrics_match_pytrec_eval_on_the_real_run(evaluated):
 
     table = evaluated["payload"]["index"]["table"]
     config = load_config()
-    retriever = Retriever(IndexStore(config.index, table), load_embedder(), config.search)
+    retriever = Retriever(IndexStore.at(config.index, table), load_embedder(), config.search)
     result = evaluate(retriever, load_beir(evaluated["dataset"]), "slice")
     qrels = {q: j for q, j in load_beir(evaluated["dataset"]).qrels.items() if q in result.per_query["fts"]}
     measures = {"ndcg_cut_10", "recall_10", "recall_100", "map_cut_100"}

@@ -29,7 +29,7 @@ def _rows(ids: list[str], doc: str, dim: int = 8) -> pa.Table:
 
 
 def test_commit_source_upserts_and_deletes_in_one_version(tmp_path):
-    store = IndexStore(IndexConfig(uri=str(tmp_path), ann=AnnConfig(min_rows=10_000)))
+    store = IndexStore.at(IndexConfig(uri=str(tmp_path), ann=AnnConfig(min_rows=10_000)))
     store.commit_source("s", _rows(["a", "b", "c"], "d1"), 8, [])
     assert store.count() == 3
     store.commit_source("s", _rows(["a", "b", "c"], "d1"), 8, [])
@@ -41,5 +41,5 @@ def test_commit_source_upserts_and_deletes_in_one_version(tmp_path):
     assert sorted(store.open().to_arrow().column("chunk_id").to_pylist()) == ["a", "x"]
     actions = store.ensure_indexes()
     assert set(actions) == {"chunk_id", "text", "title"} and not store.has_ann()
-    version, tag = store.tag("s")
-    assert store.open().tags.list()[tag]["version"] == version
+    tag = store.tag("s")
+    assert store.open().tags.list()[str(tag)]["version"] == tag.version

@@ -40,7 +40,7 @@ def test_pdf_pages_and_image_chunks(tmp_path, embedder):
 def test_search_hits_pdf_page_and_image_alt_text(tmp_path, embedder):
     root = write_media_corpus(tmp_path)
     chunker = make_chunker(ChunkerConfig(), embedder)
-    store = IndexStore(IndexConfig(uri=str(tmp_path / "lancedb"), table="media"))
+    store = IndexStore.at(IndexConfig(uri=str(tmp_path / "lancedb"), table="media"))
     rows = index_rows(_documents(root).values(), chunker, embedder)
     store.commit_source("media", rows, embedder.dimension, [])
     store.ensure_indexes()
@@ -61,7 +61,7 @@ def test_edited_pdf_page_changes_only_its_chunks(tmp_path, embedder):
     pages = ["Page one keeps its words.", "Page two before the edit.", "Page three keeps its words too."]
     (root / "r.pdf").write_bytes(minimal_pdf(pages))
     chunker = make_chunker(ChunkerConfig(), embedder)
-    store = IndexStore(IndexConfig(uri=str(tmp_path / "lancedb"), table="pdf"))
+    store = IndexStore.at(IndexConfig(uri=str(tmp_path / "lancedb"), table="pdf"))
     store.commit_source("media", index_rows(_documents(root).values(), chunker, embedder), embedder.dimension, [])
     before = {r["chunk_id"]: r["page"] for r in store.open().to_arrow().to_pylist()}
     (root / "r.pdf").write_bytes(minimal_pdf([pages[0], "Page two after the edit.", pages[2]]))
@@ -75,7 +75,7 @@ def test_edited_pdf_page_changes_only_its_chunks(tmp_path, embedder):
 
 
 def test_table_without_media_columns_gains_them(tmp_path):
-    store = IndexStore(IndexConfig(uri=str(tmp_path / "lancedb"), table="old"))
+    store = IndexStore.at(IndexConfig(uri=str(tmp_path / "lancedb"), table="old"))
     old = pa.schema([f for f in index_schema(4) if f.name not in ("page", "kind", "image_path")])
     store.db.create_table("old", schema=old)
     assert {"page", "kind", "image_path"} <= set(store.open_or_create(4).schema.names)

@@ -75,7 +75,7 @@ def _assert_blocked(result, config, check: str, expectation: str, column: str, n
         assert asset not in started and not result.asset_materializations_for_node(asset), asset
     failures = [e.step_key for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE]
     assert failures and all(key.endswith(check) for key in failures), failures
-    assert not IndexStore(load_config(config).index).exists()  # nothing published
+    assert not IndexStore.at(load_config(config).index).exists()  # nothing published
     return evaluation
 
 

@@ -210,7 +210,7 @@ def indexed(tmp_path_factory):
     """A table of 300 rows with chunk-id, FTS and ANN (IVF_HNSW_SQ, 8 partitions) indexes."""
     config = IndexConfig(uri=str(tmp_path_factory.mktemp("lancedb")), table="chunks",
                          ann=AnnConfig(min_rows=0, num_partitions=8, nprobes=20))
-    store = IndexStore(config)
+    store = IndexStore.at(config)
     store.commit_source("docs", index_rows(ROWS), 16, [])
     store.ensure_indexes()
     return store
@@ -247,7 +247,7 @@ def test_index_row_count_mismatch_fails(indexed):
 
 def test_index_missing_fts_and_unindexed_rows_fail(tmp_path):
     config = IndexConfig(uri=str(tmp_path), table="chunks", fts=False, ann=AnnConfig(min_rows=100_000))
-    store = IndexStore(config)
+    store = IndexStore.at(config)
     store.commit_source("docs", index_rows(40), 16, [])
     store.ensure_indexes()  # chunk-id index only: FTS is off
     store.commit_source("docs", index_rows(10, start=40), 16, [])  # 10 of 50 rows not in the chunk-id index

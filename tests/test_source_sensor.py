@@ -111,7 +111,7 @@ def test_sensor_requests_runs_for_changed_sources_and_the_dropped_file_becomes_s
     assert result.output_for_node("embeddings").embedded == 1
 
     project = load_config(config)
-    store = IndexStore(project.index)
+    store = IndexStore.at(project.index)
     rows = store.open().to_arrow().to_pylist()
     assert [r["text"] for r in rows if r["doc_id"] == "guide/harbour.md"] == [f"Harbour > Pilots\n\n{DROPPED}"]
     retriever = Retriever(store, load_embedder(), project.search)

@@ -53,7 +53,7 @@ def _model_ranking(clip_dir, paths: list[str], query: str) -> tuple[list[str], n
 def _text_index(root, tmp_path, embedder) -> IndexStore:
     docs = [d for d in read_source(SourceConfig(name="media", type="directory", path=str(root)))
             if isinstance(d, Document)]
-    store = IndexStore(IndexConfig(uri=str(tmp_path / "lancedb"), table="media"))
+    store = IndexStore.at(IndexConfig(uri=str(tmp_path / "lancedb"), table="media"))
     store.commit_source("media", index_rows(docs, make_chunker(ChunkerConfig(), embedder), embedder),
                         embedder.dimension, [])
     store.ensure_indexes()

@@ -1,6 +1,6 @@
 """Expectations on the image table: one row per image and source, finite unit vectors of the model's size, one model.
 
-Same shape as the suites in ragindex/quality/suites.py: helper columns computed with numpy, judged by plain
+Same shape as the other suites in ragindex/quality/: helper columns computed with numpy, judged by plain
 Great Expectations expectations."""
 
 from __future__ import annotations
@@ -9,14 +9,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from ragindex.quality.suites import (
-    Batch,
-    ExpectationSpec,
-    SuiteResult,
-    fingerprint_expectations,
-    validate,
-    vector_matrix,
-)
+from ragindex.quality.embeddings import fingerprint_expectations, vector_matrix
+from ragindex.quality.expectations import Batch, ExpectationSpec, SuiteResult, validate
 
 
 def images_frame(rows: pa.Table, dimension: int) -> pd.DataFrame:

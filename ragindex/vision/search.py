@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Literal
 
 from ragindex.evaluation.fusion import rrf
-from ragindex.index_store import quote
+from ragindex.lance_tables import quote
 from ragindex.vision.embedder import ImageEmbedder
 from ragindex.vision.store import ImageStore
 

@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import lancedb
 import numpy as np
 import pyarrow as pa
 
@@ -15,7 +14,9 @@ from ragindex.config import IndexConfig
 from ragindex.documents import Skipped, sha256_hex
 from ragindex.errors import ConfigError
 from ragindex.images import load_image
-from ragindex.index_store import IndexStore, quote, scan_columns, table_names
+from ragindex.index_store import IndexStore
+from ragindex.lance_tables import quote, scan_columns, table_names
+from ragindex.storage import connect
 from ragindex.vision.embedder import ImageEmbedder
 
 IMAGE_TABLE_SUFFIX = "_images"
@@ -81,7 +82,7 @@ class ImageStore:
     def __init__(self, config: IndexConfig, table: str | None = None):
         self.name = f"{table or config.table}{IMAGE_TABLE_SUFFIX}"
         self.uri = config.resolved_uri()
-        self.db = lancedb.connect(self.uri)
+        self.db = connect(self.uri)
 
     def exists(self) -> bool:
         return self.name in table_names(self.db)
