@@ -93,7 +93,12 @@ def fill_cache(texts_by_hash: dict[str, str], embedder_factory: Callable[[], obj
     embedder = embedder_factory()
     for start in range(0, len(missing), EMBED_BATCH):
         part = missing[start : start + EMBED_BATCH]
-        cache.put(part, embedder.embed([texts_by_hash[h] for h in part]))
+        vectors = embedder.embed([texts_by_hash[h] for h in part])
+        bad = np.flatnonzero(~np.isfinite(vectors).all(axis=1))
+        if len(bad):  # never cached: a cached vector is reused by every later build
+            raise ValueError(f"the model returned non-finite vectors for {len(bad)} of {len(part)} texts "
+                             f"(text hash {part[bad[0]]}); nothing of this batch was cached")
+        cache.put(part, vectors)
         if progress:
             progress(min(start + EMBED_BATCH, len(missing)), len(missing))
     return len(missing)

@@ -7,22 +7,19 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 import yaml
 from click.testing import CliRunner
 from dagster import DagsterEventType, instance_for_test
+from pipeline_helpers import run
 
-import assets.chunk
-import assets.embed
-from ragindex.build import embed_chunks
 from ragindex.chunking import Chunker
 from ragindex.config import load_config
-from ragindex.embedding import resolve_model_dir
+from ragindex.embedding import Embedder, resolve_model_dir
 from ragindex.index_store import IndexStore
-from ragindex.quality import artifact_paths
-from ragindex_app.pipelines.factory import build_definitions
+from ragindex_app.assets.partitions import BuildPartition
+from ragindex_app.pipelines.runner import failure_message
+from ragindex_app.resources.embedder import EmbedderResource
 
 pytestmark = pytest.mark.slow  # materializes the asset graph
 
@@ -46,13 +43,7 @@ def project(tmp_path):
     }))
     (tmp_path / "dagster").mkdir()
     with instance_for_test(temp_dir=str(tmp_path / "dagster")) as instance:
-        instance.add_dynamic_partitions("sources", ["docs"])
         yield config, instance
-
-
-def _run(config, instance):
-    job = build_definitions(config).resolve_job_def("index_job")
-    return job.execute_in_process(instance=instance, partition_key="docs", raise_on_error=False)
 
 
 def _checks(result) -> dict:
@@ -63,7 +54,7 @@ def _checks(result) -> dict:
 def _assert_blocked(result, config, check: str, expectation: str, column: str, not_run: list[str]):
     assert not result.success
     evaluation = _checks(result)[check]
-    assert not evaluation.passed and evaluation.blocking and evaluation.partition == "docs"
+    assert not evaluation.passed and evaluation.blocking and evaluation.partition == "docs|chunks"
     failed = evaluation.metadata["failed_expectations"].value
     assert any(f["expectation"] == expectation and f["column"] == column and f["unexpected_count"] >= 1
                and f["examples"] for f in failed), failed
@@ -82,37 +73,37 @@ def _assert_blocked(result, config, check: str, expectation: str, column: str, n
 def test_over_length_chunks_block_embedding_and_indexing(project, monkeypatch):
     config, instance = project
 
-    def broken_chunker(chunker_config, model):  # a chunker that ignores the model's maximum length
-        return Chunker(chunker_config, model.tokenizer, 100_000, "broken")
+    def broken_chunker(self, chunker_config):  # a chunker that ignores the model's maximum length
+        return Chunker(chunker_config, self.embedder().tokenizer, 100_000, "broken")
 
-    monkeypatch.setattr(assets.chunk, "make_chunker", broken_chunker)
-    result = _run(config, instance)
+    monkeypatch.setattr(EmbedderResource, "chunker", broken_chunker)
+    result = run(config, instance)
     evaluation = _assert_blocked(result, config, "chunks_quality", "expect_column_values_to_be_between",
                                  "model_tokens", ["embeddings", "search_index"])
     assert evaluation.metadata["expectations_failed"].value == 2  # recorded and recounted token counts
-    staging = Path(result.output_for_node("chunks").staging)
-    assert {p.name for p in artifact_paths(staging)} >= {"chunks.json", "chunks.chunks.html", "documents.json"}
-    report = json.loads((staging / "quality" / "chunks.json").read_text())
+    results = Path(evaluation.metadata["results_json"].value)
+    assert {p.name for p in results.parent.iterdir()} >= {"chunks.json", "chunks.chunks.html"}
+    report = json.loads(results.read_text())
     assert report["summary"]["success"] is False and report["great_expectations"]["validations"]["chunks"]
 
 
-def test_nan_vectors_block_indexing(project, monkeypatch):
+def test_nan_vectors_never_reach_the_cache_or_the_index(project, monkeypatch):
     config, instance = project
 
-    def nan_vectors(batch, embedder, cache, progress=None):
-        out = embed_chunks(batch, embedder, cache, progress)
-        table = pq.read_table(out.vectors_path)
-        matrix = np.asarray(table.column("vector").combine_chunks().flatten()).reshape(table.num_rows, -1).copy()
-        matrix[0, 3] = np.nan
-        vectors = pa.FixedSizeListArray.from_arrays(pa.array(matrix.ravel(), pa.float32()), matrix.shape[1])
-        pq.write_table(table.set_column(1, "vector", vectors), out.vectors_path)
-        return out
+    embed = Embedder.embed
 
-    monkeypatch.setattr(assets.embed, "embed_chunks", nan_vectors)
-    result = _run(config, instance)
-    _assert_blocked(result, config, "embeddings_quality", "expect_column_values_to_be_in_set", "vector_is_finite",
-                    ["search_index"])
-    assert _checks(result)["chunks_quality"].passed
+    def nan_vectors(self, texts):  # a model that returns a NaN: the vectors reach the cache as they are
+        matrix = embed(self, texts).copy()
+        matrix[0, 3] = np.nan
+        return matrix
+
+    monkeypatch.setattr(Embedder, "embed", nan_vectors)
+    result = run(config, instance)
+    assert not result.success and _checks(result)["chunks_quality"].passed
+    assert "non-finite vectors" in failure_message(result)
+    started = {e.step_key for e in result.all_events if e.event_type == DagsterEventType.STEP_START}
+    assert "search_index" not in started
+    assert not IndexStore.at(load_config(config).index).exists()  # nothing published
 
 
 def broken_ci_config(root: Path) -> Path:
@@ -135,8 +126,8 @@ def broken_ci_config(root: Path) -> Path:
 
 
 def test_dagster_cli_exits_non_zero_when_a_blocking_check_fails(tmp_path, monkeypatch):
-    """`dagster asset materialize -m pipelines.definitions --select '*' --partition ci`, the command CI runs
-    (scripts/ci_materialize.sh), invoked in this process so the model and GE are loaded once: the blocking
+    """`dagster asset materialize -m ragindex_app.pipelines.definitions --select '*' --partition 'ci|ci_chunks'`,
+    as CI runs it (scripts/ci_materialize.sh), invoked in this process so the model and GE are loaded once: the blocking
     embeddings check fails, the index and everything after it are skipped, and the command exits non-zero."""
     from dagster._cli import cli as dagster_cli
 
@@ -144,14 +135,15 @@ def test_dagster_cli_exits_non_zero_when_a_blocking_check_fails(tmp_path, monkey
     home = tmp_path / "dagster_home"
     home.mkdir()
     with instance_for_test(temp_dir=str(home)) as instance:
-        instance.add_dynamic_partitions("sources", ["ci"])
-        monkeypatch.delitem(sys.modules, "pipelines.definitions", raising=False)  # rebuilt from RAGINDEX_CONFIG
+        partition = BuildPartition("ci", "ci_chunks")
+        partition.register(instance)
+        monkeypatch.delitem(sys.modules, "ragindex_app.pipelines.definitions", raising=False)  # from RAGINDEX_CONFIG
         env = {"DAGSTER_HOME": str(home), "RAGINDEX_CONFIG": str(config),
                "RAGINDEX_DATA_DIR": str(tmp_path / "data")}
         for name, value in env.items():
             monkeypatch.setenv(name, value)
-        done = CliRunner().invoke(dagster_cli, ["asset", "materialize", "-m", "pipelines.definitions", "--select",
-                                                "*", "--partition", "ci"], env=env)
+        done = CliRunner().invoke(dagster_cli, ["asset", "materialize", "-m", "ragindex_app.pipelines.definitions",
+                                                "--select", "*", "--partition", str(partition.key)], env=env)
         assert done.exit_code != 0 and "Materialization failed" in done.output, done.output[-3000:]
         run = instance.get_runs(limit=1)[0]
         checks = {e.dagster_event.event_specific_data.check_name: e.dagster_event.event_specific_data

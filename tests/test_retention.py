@@ -10,7 +10,8 @@ import lancedb
 import pyarrow as pa
 import pytest
 
-from ragindex.retention import cleanup_versions, protected_tags, tag_versions
+from ragindex.retention import cleanup_versions, tag_versions
+from ragindex.tracking import Tracker
 
 GAP = 0.3  # seconds between commits, so every version has its own moment
 
@@ -96,31 +97,32 @@ def test_a_protected_version_that_lost_its_tag_is_tagged_again(table):
     assert tag_versions(table, {"docs-20260101T000000-v3", "retained-v3", "unknown"}) == {3}
 
 
-def test_protected_tags_without_an_mlflow_store_is_empty(isolated_data_dir, monkeypatch):
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    assert protected_tags(["ragindex-retriever"]) == set()
-    assert not (isolated_data_dir / "mlflow").exists()  # and it did not create one
+def _tracker(root: Path) -> Tracker:
+    return Tracker(f"sqlite:///{root / 'mlflow' / 'mlflow.db'}", (root / "mlflow" / "artifacts").as_uri())
 
 
-def test_protected_tags_reads_aliases_and_the_rollback_target(isolated_data_dir, monkeypatch):
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    from ragindex import tracking
+def test_protected_tags_without_an_mlflow_store_is_empty(tmp_path):
+    assert _tracker(tmp_path).protected_tags() == set()
+    assert not (tmp_path / "mlflow").exists()  # and it did not create one
 
-    mlflow = tracking._mlflow()
-    client = mlflow.MlflowClient()
+
+def test_protected_tags_reads_aliases_and_the_rollback_target(tmp_path):
+    import json
+
+    tracker = _tracker(tmp_path)
+    client = tracker.client
     name = "retention-test"
     client.create_registered_model(name)
     tags = {}
     for n in range(1, 5):
-        with mlflow.start_run() as run:
-            mlflow.set_tags({"lancedb.tag": f"docs-t{n}-v{n}", "lancedb.table": "chunks" if n != 4 else "other",
-                             "lancedb.uri": "/x"})
-        version = client.create_model_version(name, source=f"runs:/{run.info.run_id}/m", run_id=run.info.run_id)
+        run = client.create_run(tracker.experiment_id)
+        config = {"tag": f"docs-t{n}-v{n}", "table": "chunks" if n != 4 else "other", "uri": "/x"}
+        version = client.create_model_version(name, source=f"runs:/{run.info.run_id}/m", run_id=run.info.run_id,
+                                              tags={"serving_config": json.dumps(config)})
         tags[n] = version.version
     client.set_model_version_tag(name, tags[3], "previous_champion", tags[2])
     client.set_registered_model_alias(name, "champion", tags[3])
     client.set_registered_model_alias(name, "other-table", tags[4])
-    assert protected_tags([name]) == {"docs-t2-v2", "docs-t3-v3", "docs-t4-v4"}
-    assert protected_tags([name], table="chunks", uri="/x") == {"docs-t2-v2", "docs-t3-v3"}
-    assert protected_tags(None, table="chunks") == {"docs-t2-v2", "docs-t3-v3"}
-    assert protected_tags(["no-such-model"]) == set()
+    assert tracker.protected_tags() == {"docs-t2-v2", "docs-t3-v3", "docs-t4-v4"}
+    assert tracker.protected_tags(table="chunks", uri="/x") == {"docs-t2-v2", "docs-t3-v3"}
+    assert tracker.protected_tags(table="chunks", uri="/elsewhere") == set()
