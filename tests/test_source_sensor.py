@@ -16,6 +16,7 @@ from dagster import (
     instance_for_test,
     partition_loading_context,
 )
+from pipeline_helpers import output
 
 from ragindex.config import load_config
 from ragindex.embedding import load_embedder
@@ -52,8 +53,9 @@ def _tick(defs, instance, cursor: str | None):
     """One sensor tick as the daemon runs it: evaluate, apply the partition requests, return runs and cursor."""
     sensor = defs.resolve_sensor_def("source_change_sensor")
     # like the daemon, hand the context an instance ref: run requests may then name partitions the same tick adds
-    context = build_sensor_context(instance_ref=instance.get_ref(), cursor=cursor, definitions=defs)
-    with partition_loading_context(dynamic_partitions_store=instance):
+    with build_sensor_context(instance_ref=instance.get_ref(), cursor=cursor, definitions=defs,
+                              resources=defs.resources) as context, \
+            partition_loading_context(dynamic_partitions_store=instance):
         data = sensor.evaluate_tick(context)
     for request in data.dynamic_partitions_requests or []:
         if isinstance(request, AddDynamicPartitionsRequest):
@@ -64,9 +66,9 @@ def _tick(defs, instance, cursor: str | None):
 def _schedule_tick(defs, instance, when: datetime):
     """One tick of the verification schedule at `when`, as the scheduler daemon evaluates it."""
     schedule = defs.resolve_schedule_def("verify_schedule")
-    context = build_schedule_context(instance=instance, scheduled_execution_time=when,
-                                     repository_def=defs.get_repository_def())
-    with partition_loading_context(dynamic_partitions_store=instance):
+    with build_schedule_context(instance=instance, scheduled_execution_time=when,
+                                repository_def=defs.get_repository_def(), resources=defs.resources) as context, \
+            partition_loading_context(dynamic_partitions_store=instance):
         return schedule.evaluate_tick(context)
 
 
@@ -92,9 +94,12 @@ def test_sensor_requests_runs_for_changed_sources_and_the_dropped_file_becomes_s
     assert instance.get_dynamic_partitions("sources") == []
     requests, cursor = _tick(defs, instance, None)
     assert instance.get_dynamic_partitions("sources") == ["docs"]
-    assert [r.partition_key for r in requests] == ["docs"] and requests[0].tags["trigger"] == "source_change"
+    assert instance.get_dynamic_partitions("tables") == ["chunks"]
+    assert [str(r.partition_key) for r in requests] == ["docs|chunks"]
+    assert requests[0].tags["trigger"] == "source_change"
     first_key = requests[0].run_key
-    assert _execute(defs, instance, requests[0]).output_for_node("documents").changes.counts()["added"] == 6
+    _execute(defs, instance, requests[0])
+    assert output(config, "documents").counts()["added"] == 6
 
     # nothing changed: nothing requested
     requests, cursor = _tick(defs, instance, cursor)
@@ -103,15 +108,15 @@ def test_sensor_requests_runs_for_changed_sources_and_the_dropped_file_becomes_s
     # a file dropped into the watched directory: a run for that source, under a new run key
     (corpus / "guide" / "harbour.md").write_text(f"# Harbour\n\n## Pilots\n\n{DROPPED}\n", encoding="utf-8")
     requests, cursor = _tick(defs, instance, cursor)
-    assert [r.partition_key for r in requests] == ["docs"] and requests[0].run_key != first_key
+    assert [str(r.partition_key) for r in requests] == ["docs|chunks"] and requests[0].run_key != first_key
     second_key = requests[0].run_key
-    result = _execute(defs, instance, requests[0])
-    assert result.output_for_node("documents").changes.counts() == {
-        "added": 1, "modified": 0, "deleted": 0, "unchanged": 6}
-    assert result.output_for_node("embeddings").embedded == 1
+    _execute(defs, instance, requests[0])
+    assert output(config, "documents").counts() == {"added": 1, "modified": 0, "deleted": 0, "unchanged": 6}
+    assert output(config, "embeddings").embedded == 1
 
     project = load_config(config)
     store = IndexStore.at(project.index)
+
     rows = store.open().to_arrow().to_pylist()
     assert [r["text"] for r in rows if r["doc_id"] == "guide/harbour.md"] == [f"Harbour > Pilots\n\n{DROPPED}"]
     retriever = Retriever(store, load_embedder(), project.search)
@@ -126,7 +131,8 @@ def test_sensor_requests_runs_for_changed_sources_and_the_dropped_file_becomes_s
     # a deleted file: requested again, under yet another run key
     (corpus / "guide" / "tags.md").unlink()
     requests, cursor = _tick(defs, instance, cursor)
-    assert [r.partition_key for r in requests] == ["docs"] and requests[0].run_key not in (first_key, second_key)
+    assert [str(r.partition_key) for r in requests] == ["docs|chunks"]
+    assert requests[0].run_key not in (first_key, second_key)
 
     # an edit that keeps size and mtime is invisible to the sensor's cheap signature ...
     page = corpus / "guide" / "search.md"
@@ -139,10 +145,9 @@ def test_sensor_requests_runs_for_changed_sources_and_the_dropped_file_becomes_s
 
     # ... and the daily verification, which re-hashes every file, catches it (and the pending deletion)
     data = _schedule_tick(defs, instance, datetime(2026, 11, 26, 3, tzinfo=UTC))
-    assert [(r.partition_key, r.tags["verify"]) for r in data.run_requests] == [("docs", "full")]
-    result = _execute(defs, instance, data.run_requests[0])
-    assert result.output_for_node("documents").changes.counts() == {
-        "added": 0, "modified": 1, "deleted": 1, "unchanged": 5}
+    assert [(str(r.partition_key), r.tags["verify"]) for r in data.run_requests] == [("docs|chunks", "full")]
+    _execute(defs, instance, data.run_requests[0])
+    assert output(config, "documents").counts() == {"added": 0, "modified": 1, "deleted": 1, "unchanged": 5}
     assert _metadata(instance, "documents")["source"]["always_hash"] is True
     texts = {r["doc_id"]: r["text"] for r in store.open().to_arrow().to_pylist()}
     assert "guide/tags.md" not in texts and "SEARCH" in texts["guide/search.md"]
@@ -160,9 +165,23 @@ def test_verify_schedule_requests_one_full_run_per_registered_source(tmp_path):
         empty = _schedule_tick(defs, instance, when)
         assert not empty.run_requests and "no source partitions" in empty.skip_message
         instance.add_dynamic_partitions("sources", ["docs", "msmarco", "pydoc"])
+        instance.add_dynamic_partitions("tables", ["chunks"])
         data = _schedule_tick(defs, instance, when)
-        assert [r.partition_key for r in data.run_requests] == ["docs", "msmarco", "pydoc"]
+        assert [str(r.partition_key) for r in data.run_requests] == ["docs|chunks", "msmarco|chunks", "pydoc|chunks"]
         assert all(r.tags["verify"] == "full" for r in data.run_requests)
         assert len({r.run_key for r in data.run_requests}) == 3
         later = _schedule_tick(defs, instance, datetime(2026, 11, 27, 3, tzinfo=UTC))
         assert not {r.run_key for r in later.run_requests} & {r.run_key for r in data.run_requests}
+
+
+def test_sources_registered_by_the_cli_are_watched(watched, tmp_path):
+    """A folder indexed ad hoc (`ragindex index --source DIR`) is registered and the sensor watches it too."""
+    from ragindex.source_registry import SourceRegistry, adhoc_source
+
+    config, _, instance = watched
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "a.md").write_text("# A\n\nAn ad-hoc page.\n", encoding="utf-8")
+    registered = SourceRegistry().register(adhoc_source(extra))
+    requests, _ = _tick(build_definitions(config), instance, None)
+    assert sorted(str(r.partition_key) for r in requests) == sorted(["docs|chunks", f"{registered.name}|chunks"])
