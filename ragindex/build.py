@@ -285,10 +285,12 @@ def write_index(chunks: ChunksResult, chunk_stage: StageTable, store: IndexStore
                               strict=True))
     changed_docs = {doc_of[c] for c in staged_ids - indexed_ids} | {doc_of_indexed[c] for c in indexed_ids - staged_ids}
     if not changed_docs and store.exists():
+        indexes = store.ensure_indexes()  # complete what a run killed after its commit left undone
         last = store.latest_tag(chunks.source)
-        tag = last or store.tag(chunks.source)
+        unchanged = last is not None and not indexes
+        tag = last if unchanged else store.tag(chunks.source)
         return IndexBuild(chunks.table, chunks.source, store.uri, tag.version, str(tag), store.count(),
-                          store.count(chunks.source), 0, 0, 0, True, {}, time.perf_counter() - start)
+                          store.count(chunks.source), 0, 0, 0, unchanged, indexes, time.perf_counter() - start)
     guard_deletions(chunks.source, _counts(index_rows.column("doc_id").to_pylist()),
                     _counts(staged_rows.column("doc_id").to_pylist()), store.config)
     hashes = chunk_stage.columns(["text_hash", "doc_id"], chunks.version)
