@@ -33,7 +33,7 @@ def evaluation(context: AssetExecutionContext, search_index: IndexBuild, project
         context.log.info(outcome.status)
         previous = previous_metadata(context) if search_index.unchanged else {}
         carried = {k: MetadataValue.json(v) if k == "metrics_json" else v for k, v in previous.items()
-                   if k in ("metrics_json", "n_queries", "report")}
+                   if k in ("metrics_json", "n_queries", "report", "folder")}
         return Output(outcome, metadata={"status": outcome.status, **carried})
     out = DataLayout.current().evaluation(part.table, search_index.tag)
     result, payload, files = measure(lancedb.store(part.table), search_index.tag, embedder.embedder(), folder, out,
@@ -51,6 +51,7 @@ def evaluation(context: AssetExecutionContext, search_index: IndexBuild, project
         "hybrid_weight": result.fusion["weight"],
         "problems": MetadataValue.md("\n".join(f"- {p}" for p in result.problems) or "none"),
         "report": MetadataValue.path(str(out / "report.md")),
+        "folder": str(out),
         "metrics_json": MetadataValue.json({k: v for k, v in payload.items() if k != "per_query"}),
     })
 

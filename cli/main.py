@@ -51,6 +51,7 @@ def index_summary(run) -> dict:
         "dagster_run_id": run.run_id,
         "mlflow_run_id": index.get("mlflow_run_id"),
         "evaluation": run["evaluation"].get("metrics_json"),
+        "evaluation_folder": run["evaluation"].get("folder"),
         "promotion": {k: run["champion"].get(k) for k in ("model", "version", "promoted", "reason")},
         "dataset": run["rag_dataset"].get("folder"),
         "dataset_evaluation": run["dataset_evaluation"].get("metrics_json"),
@@ -194,10 +195,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if payload is None:
         raise ConfigError(f"{args.dataset}: the build was unchanged and no earlier evaluation is recorded; "
                           "delete the table or change --name to measure again")
+    per_query = Path(summary["evaluation_folder"] or ".") / "per_query.json"
+    if per_query.is_file():  # written beside the report; the metadata carries the means and intervals only
+        payload = {**payload, "per_query": json.loads(per_query.read_text())}
     if args.out:
         Path(args.out).write_text(json.dumps(payload, indent=2))
     if args.json:
-        print(json.dumps(payload, indent=2))
+        print(json.dumps({k: v for k, v in payload.items() if k != "per_query"}, indent=2))
         return 0
     _print_evaluation(payload, summary["promotion"])
     if args.out:

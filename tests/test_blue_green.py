@@ -10,7 +10,7 @@ from conftest import SHARED
 from dagster import DagsterInstance, instance_for_test
 from test_evaluation_mlflow import _slice
 
-from ragindex.cli import main
+from ragindex_app.cli.main import main
 
 pytestmark = pytest.mark.skipif(not (SHARED / "datasets" / "msmarco-5k").is_dir(), reason="no msmarco-5k")
 
@@ -33,7 +33,8 @@ def two_models(tmp_path):
 
 
 def test_model_change_builds_green_and_rolls_back(tmp_path, two_models, capsys, monkeypatch):
-    from ragindex import tracking
+    from test_evaluation_mlflow import _tracker
+
     from ragindex.config import load_config
     from ragindex.serving.resolve import serving_target
 
@@ -44,27 +45,27 @@ def test_model_change_builds_green_and_rolls_back(tmp_path, two_models, capsys, 
         blue_cfg, green_cfg = str(two_models["a"]), str(two_models["b"])
         assert main(["--config", blue_cfg, "evaluate", "--dataset", str(dataset), "--name", "bg", "--json"]) == 0
         capsys.readouterr()
-        blue = serving_target(load_config(blue_cfg), "bg")
+        blue = serving_target(load_config(blue_cfg), _tracker(), "bg")
         assert (blue.table, blue.model) == ("bg", "all-MiniLM-L6-v2")
 
         assert main(["--config", green_cfg, "evaluate", "--dataset", str(dataset), "--name", "bg", "--json"]) == 0
         payload = json.loads(capsys.readouterr().out)
         green_table = payload["index"]["table"]
         assert green_table.startswith("bg-") and green_table != "bg"
-        champion = tracking.champion("ragindex-retriever-bg")
+        champion = _tracker().champion("ragindex-retriever-bg")
         assert str(champion.version) == "2" and champion.tags["previous_champion"] == "1"
-        green = serving_target(load_config(green_cfg), "bg")
+        green = serving_target(load_config(green_cfg), _tracker(), "bg")
         assert green.table == green_table and green.model == str(two_models["b"].parent / "minilm-128")
 
         # the blue table was never touched: one model per table
         from ragindex.index_store import IndexStore
 
         config = load_config(blue_cfg)
-        assert IndexStore.at(config.index, "bg").fingerprints() != IndexStore.at(config.index, green_table).fingerprints()
+        assert IndexStore.at(config.index, "bg").fingerprint() != IndexStore.at(config.index, green_table).fingerprint()
 
         # search follows the champion (green, model B) even with config A; rollback returns to blue
         assert main(["--config", blue_cfg, "search", "temperature scale", "--name", "bg", "--json", "--k", "3"]) == 0
         assert json.loads(capsys.readouterr().out)
         assert main(["--config", blue_cfg, "rollback", "--model", "ragindex-retriever-bg"]) == 0
-        back = serving_target(load_config(green_cfg), "bg")
+        back = serving_target(load_config(green_cfg), _tracker(), "bg")
         assert (back.table, back.model) == ("bg", "all-MiniLM-L6-v2")

@@ -15,7 +15,9 @@ import pytest
 from conftest import SHARED
 from dagster import DagsterInstance, instance_for_test
 
-from ragindex.cli import main
+from ragindex.paths import DataLayout
+from ragindex.tracking import Tracker
+from ragindex_app.cli.main import main
 
 MSMARCO = SHARED / "datasets" / "msmarco-5k"
 pytestmark = pytest.mark.skipif(not MSMARCO.is_dir(), reason="../shared/datasets/msmarco-5k not present")
@@ -55,6 +57,11 @@ def evaluated(tmp_path_factory):
 def isolated_data_dir(evaluated, monkeypatch):
     """These tests share the module's data directory (its index, MLflow store and registry)."""
     monkeypatch.setenv("RAGINDEX_DATA_DIR", str(evaluated["root"] / "data"))
+
+
+def _tracker() -> Tracker:
+    layout = DataLayout.current()
+    return Tracker(layout.mlflow_uri, layout.mlflow_artifacts.as_uri())
 
 
 def test_metrics_json_shape_and_floors(evaluated):
@@ -102,34 +109,38 @@ def test_metrics_match_pytrec_eval_on_the_real_run(evaluated):
 
 
 def test_mlflow_run_registry_gate_and_rollback(evaluated):
-    import mlflow
-
-    from ragindex import tracking
-
+    tracker = _tracker()
+    client = tracker.client
     payload = evaluated["payload"]
-    mlflow.set_tracking_uri(tracking.tracking_uri())
-    run = mlflow.get_run(payload["mlflow_run_id"])
+    run = client.get_run(payload["mlflow_run_id"])
     assert run.data.tags["lancedb.tag"] == payload["index"]["tag"]
     assert run.data.params["model.name"] == "all-MiniLM-L6-v2" and "chunker.max_tokens" in run.data.params
     assert run.data.metrics["dense_exact.ndcg_at_10"] == pytest.approx(payload["modes"]["dense_exact"]["ndcg@10"])
     assert run.inputs.dataset_inputs and run.inputs.dataset_inputs[0].dataset.digest == run.data.tags["corpus.digest"]
-    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "evaluation")}
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
     assert {"evaluation/metrics.json", "evaluation/report.md", "evaluation/per_query_ndcg.png"} <= artifacts
     name = f"ragindex-retriever-{payload['index']['table']}"
-    first = tracking.champion(name)
+    first = tracker.champion(name)
     assert first is not None and str(first.version) == "1"
+    assert tracker.serving_config(first)["tag"] == payload["index"]["tag"]
 
-    # a second evaluation re-uses the index (nothing embedded) and passes the gate with an equal score
+    # a second evaluation of the same data is a no-op: nothing embedded, no new version, tag or model version
     assert main(["evaluate", "--dataset", str(evaluated["dataset"]), "--json"]) == 0
-    second = tracking.champion(name)
+    assert len(client.search_model_versions(f"name = '{name}'")) == 1
+    assert str(tracker.champion(name).version) == "1"
+    # a build measured equal passes the gate; a worse one is refused and recorded why
+    digest = first.tags["eval.digest"]
+    score = float(first.tags["ndcg_at_10"])
+    equal = client.create_model_version(name, source=first.source, run_id=first.run_id)
+    assert tracker.promote(name, str(equal.version), score, digest, margin=0.01).promoted
+    second = tracker.champion(name)
     assert str(second.version) == "2" and second.tags["previous_champion"] == "1"
-    # a worse build is refused by the gate and recorded why
-    worse = mlflow.MlflowClient().create_model_version(name, source=second.source, run_id=second.run_id)
-    refused = tracking.promote(name, str(worse.version), 0.0, second.tags["eval.digest"], margin=0.01)
+    worse = client.create_model_version(name, source=first.source, run_id=first.run_id)
+    refused = tracker.promote(name, str(worse.version), 0.0, digest, margin=0.01)
     assert not refused.promoted and "margin" in refused.reason
-    assert str(tracking.champion(name).version) == "2"
+    assert str(tracker.champion(name).version) == "2"
     assert main(["rollback", "--model", name]) == 0
-    assert str(tracking.champion(name).version) == "1"
+    assert str(tracker.champion(name).version) == "1"
 
 
 def _free_port() -> int:
@@ -139,15 +150,13 @@ def _free_port() -> int:
 
 
 def test_served_champion_answers_like_the_cli(evaluated, capsys):
-    from ragindex import tracking
-
     payload = evaluated["payload"]
     table = payload["index"]["table"]
     query = "what is the fahrenheit scale"
     assert main(["search", query, "--name", table, "--k", "5", "--json"]) == 0
     cli = [h["chunk_id"] for h in json.loads(capsys.readouterr().out)]
     port = _free_port()
-    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking.tracking_uri(),
+    env = {**os.environ, "MLFLOW_TRACKING_URI": DataLayout.current().mlflow_uri,
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     server = subprocess.Popen([sys.executable, "-m", "mlflow", "models", "serve", "-m",
                                f"models:/ragindex-retriever-{table}@champion", "--env-manager", "local",
