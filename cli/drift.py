@@ -67,10 +67,14 @@ def _model_mismatch(reference, current) -> str:
 
 def cmd_drift(args: argparse.Namespace) -> int:
     from ragindex.config import load_config
-    from ragindex.drift.corpus import as_unit, load_side
     from ragindex.drift.report import markdown_summary, plot_drift
+    from ragindex.drift.samples import as_unit
+    from ragindex.drift.sides import load_side
     from ragindex.drift.two_sample import detect_drift
     from ragindex.embedding import load_embedder
+    from ragindex.index_store import IndexStore
+    from ragindex.paths import DataLayout
+    from ragindex.storage import connect
 
     project = load_config(args.config)
     cfg = project.drift
@@ -87,9 +91,15 @@ def cmd_drift(args: argparse.Namespace) -> int:
 
     quiet = None if args.json else _progress
     by_document = unit == "document"
-    reference = load_side(args.reference, project.index, project.chunker, embedder, max_rows, seed,
+    db = connect(project.index.resolved_uri())
+
+    def open_table(name: str, version):
+        return IndexStore(db, project.index, name).open(version)
+
+    cache = DataLayout.current().embedding_cache
+    reference = load_side(args.reference, open_table, project.chunker, embedder, cache, max_rows, seed,
                           with_text=args.probe, progress=quiet, by_document=by_document)
-    current = load_side(args.current, project.index, project.chunker, embedder, max_rows, seed, progress=quiet,
+    current = load_side(args.current, open_table, project.chunker, embedder, cache, max_rows, seed, progress=quiet,
                         by_document=by_document)
     if reference.fingerprint and current.fingerprint and reference.fingerprint != current.fingerprint:
         if not args.probe:
@@ -162,10 +172,10 @@ def _embedder_for(fingerprint: str, candidates: list[str], project) -> Any:
 
 
 def latest_evaluation(table: str) -> dict[str, Any] | None:
-    """The newest evaluation metrics (per mode) of a table, from data/evaluations/<table>/*/metrics.json."""
-    from ragindex.paths import data_dir
+    """The newest evaluation metrics (per mode) of a table, from its evaluation folders' metrics.json."""
+    from ragindex.paths import DataLayout
 
-    folder = data_dir() / "evaluations" / table
+    folder = DataLayout.current().evaluation(table, "x").parent
     files = sorted(folder.glob("*/metrics.json"), key=lambda f: f.stat().st_mtime) if folder.is_dir() else []
     for file in reversed(files):
         payload = json.loads(file.read_text())
@@ -177,8 +187,9 @@ def latest_evaluation(table: str) -> dict[str, Any] | None:
 
 
 def _probe(args: argparse.Namespace, project, reference, current, seed: int) -> int:
-    from ragindex.drift.corpus import parse_side, sample_positions
     from ragindex.drift.model_change import model_change_report
+    from ragindex.drift.samples import sample_positions
+    from ragindex.drift.sides import parse_side
 
     if not reference.texts:
         raise ConfigError(f"--probe needs texts on the reference side; {reference.label} has none "

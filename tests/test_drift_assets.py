@@ -9,11 +9,13 @@ import yaml
 from dagster import AssetCheckSeverity, AssetKey, DagsterInstance, build_sensor_context, instance_for_test
 
 from ragindex.config import load_config
-from ragindex.drift.corpus import DriftHistory
+from ragindex.drift.history import DriftHistory
 from ragindex.embedding import load_embedder
 from ragindex.index_store import IndexStore
+from ragindex.paths import DataLayout
 from ragindex.query_log import QueryLog
 from ragindex.search import Retriever
+from ragindex_app.assets.partitions import BuildPartition
 from ragindex_app.pipelines.factory import build_definitions
 
 GARDEN = (["tomatoes", "carrots", "lettuce", "peppers", "beans", "onions", "squash", "basil"],
@@ -64,7 +66,7 @@ def project(tmp_path):
     }))
     (tmp_path / "dagster").mkdir()
     with instance_for_test(temp_dir=str(tmp_path / "dagster")) as instance:
-        instance.add_dynamic_partitions("sources", ["docs"])
+        BuildPartition("docs", "chunks").register(instance)
         yield config, corpus, instance
 
 
@@ -79,17 +81,20 @@ def _check(result, name: str):
     return found[0]
 
 
+PARTITION = BuildPartition("docs", "chunks").key
+
+
 def test_flagged_drift_fails_checks_and_triggers_one_reindex_run(project):
     config, corpus, instance = project
     defs = build_definitions(config)
     job = defs.resolve_job_def("index_job")
 
-    first = job.execute_in_process(instance=instance, partition_key="docs", raise_on_error=False)
+    first = job.execute_in_process(instance=instance, partition_key=PARTITION, raise_on_error=False)
     assert first.success
     meta = _metadata(instance, "corpus_drift")
     assert meta["status"].startswith("too few rows to test") and meta["drifted"] is False
     assert _check(first, "corpus_drift_threshold").passed
-    assert _metadata(instance, "query_drift")["status"].startswith("too few queries to test")
+    assert _metadata(instance, "query_drift")["status"].startswith("nothing to test: no query logged")
 
     # queries: gardening ones logged 30 h ago (the previous window), networking ones now through the retriever
     model = load_embedder()
@@ -104,7 +109,7 @@ def test_flagged_drift_fails_checks_and_triggers_one_reindex_run(project):
 
     # the source moves to another domain: 32 new networking documents against 32 served gardening ones
     write_topic(corpus, NETWORK, "network")
-    second = job.execute_in_process(instance=instance, partition_key="docs", raise_on_error=False)
+    second = job.execute_in_process(instance=instance, partition_key=PARTITION, raise_on_error=False)
     assert second.success  # drift checks never block or fail the run
     meta = _metadata(instance, "corpus_drift")
     assert meta["status"] == "tested" and meta["drifted"] is True
@@ -118,15 +123,18 @@ def test_flagged_drift_fails_checks_and_triggers_one_reindex_run(project):
     assert query_meta["corpus_auc"] > 0.5
     assert not _check(second, "query_drift_threshold").passed
 
-    history = DriftHistory().records("chunks", "docs", "corpus")
+    history = DriftHistory(DataLayout.current().drift).records("chunks", "docs", "corpus")
     assert [r["drifted"] for r in history] == [False, True] and history[1]["tests"].keys() == {
         "classifier", "mmd_rff", "pca_ks"}
 
     # MLflow holds the reports on the build's run
-    from ragindex import tracking
+    from pipeline_helpers import output
 
-    client = tracking._mlflow().MlflowClient()
-    build = second.output_for_node("search_index")
+    from ragindex.tracking import Tracker
+
+    layout = DataLayout.current()
+    client = Tracker(layout.mlflow_uri, layout.mlflow_artifacts.as_uri()).client
+    build = output(config, "search_index")
     logged = {a.path for a in client.list_artifacts(build.mlflow_run_id, "drift/corpus")}
     assert {"drift/corpus/corpus_drift.md", "drift/corpus/corpus_drift.png", "drift/corpus/corpus_drift.json"} <= logged
 
@@ -135,14 +143,14 @@ def test_flagged_drift_fails_checks_and_triggers_one_reindex_run(project):
     tick = sensor(build_sensor_context(instance=instance, definitions=defs))
     assert len(tick.run_requests) == 1
     request = tick.run_requests[0]
-    assert request.partition_key == "docs"
+    assert str(request.partition_key) == "docs|chunks"
     assert request.tags["trigger"] == "drift" and request.tags["verify"] == "full"
 
     rerun = job.execute_in_process(instance=instance, partition_key=request.partition_key, tags=request.tags,
                                    raise_on_error=False)
     assert rerun.success
     assert instance.get_run_by_id(rerun.run_id).tags["trigger"] == "drift"
-    assert _metadata(instance, "corpus_drift")["status"].startswith("too few rows to test")  # nothing changed
+    assert _metadata(instance, "corpus_drift")["status"].startswith("nothing to test")  # nothing changed
 
     # the next tick requests nothing: the flag was handled, and the rerun's own query flag never loops
     again = sensor(build_sensor_context(instance=instance, definitions=defs, cursor=tick.cursor))

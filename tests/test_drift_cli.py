@@ -10,9 +10,9 @@ import pytest
 import yaml
 from test_drift_assets import GARDEN, NETWORK, write_topic
 
-from ragindex.cli import main
 from ragindex.config import load_config
 from ragindex.index_store import IndexStore, index_schema
+from ragindex_app.cli.main import main
 
 
 @pytest.fixture
@@ -96,7 +96,7 @@ def test_table_versions_and_model_mismatch(tmp_path, config, capsys, monkeypatch
             id=fingerprint, name=name, as_dict=lambda: {"name": name, "id": fingerprint}))
 
     models = {"fpA": fake_model("a", "fpA", 1), "fpB": fake_model("b", "fpB", 2)}
-    monkeypatch.setattr("ragindex.cli_drift._embedder_for", lambda fp, candidates, project: models[fp])
+    monkeypatch.setattr("ragindex_app.cli.drift._embedder_for", lambda fp, candidates, project: models[fp])
     assert main(["--config", str(config), "drift", "--reference", "same", "--current", "other", "--probe",
                  "--json"]) == 0
     probe = json.loads(capsys.readouterr().out)
