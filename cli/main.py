@@ -9,14 +9,13 @@ import sys
 import time
 from pathlib import Path
 
+from ragindex.config import SEARCH_MODES
 from ragindex.errors import ConfigError
 from ragindex.paths import PROJECT_ROOT
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("DAGSTER_HOME", str(PROJECT_ROOT))
-
-SEARCH_MODES = ("dense", "dense_exact", "fts", "hybrid")
 
 
 def _parse_filters(pairs: list[str]) -> dict[str, str]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -12,6 +12,8 @@ from ragindex.errors import ConfigError
 from ragindex.paths import PROJECT_ROOT, SAFE_NAME, DataLayout, default_config_path
 
 SourceType = Literal["directory", "beir", "pydoc_topics"]
+SearchMode = Literal["dense", "dense_exact", "fts", "hybrid"]
+SEARCH_MODES: tuple[str, ...] = get_args(SearchMode)
 DEFAULT_INCLUDE = ["*.md", "*.markdown", "*.txt", "*.rst", "*.html", "*.htm", "*.pdf",
                    "*.png", "*.jpg", "*.jpeg", "*.webp", "*.gif"]
 
@@ -153,7 +155,7 @@ class ServingConfig(_Strict):
 
     model_name: str = "ragindex-retriever"
     promotion_margin: float = Field(default=0.01, ge=0)
-    gate_mode: Literal["dense", "dense_exact", "fts", "hybrid"] = "hybrid"
+    gate_mode: SearchMode = "hybrid"
 
 
 class QualityConfig(_Strict):

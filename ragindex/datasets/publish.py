@@ -8,15 +8,15 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ragindex.datasets.generators import GENERATORS, chunk_body, cloze_masks, sorted_chunks
-from ragindex.datasets.rows import DatasetRow, read_rows, rows_qrels, write_rows
-from ragindex.evaluation.metrics import METRICS, doc_scores_from_chunks, per_query_metrics, rank_docs
-from ragindex.evaluation.statistics import bootstrap_ci, compare_runs
+from ragindex.datasets.rows import DatasetRow, read_rows, write_rows
+from ragindex.evaluation.metrics import METRICS, rank_docs
+from ragindex.evaluation.statistics import bootstrap_ci
 
 FORMAT_VERSION = 1
 ROWS_FILE = "rows.parquet"
@@ -272,32 +272,6 @@ def load_rows(folder: str | Path) -> list[DatasetRow]:
 
 
 # -- evaluation -------------------------------------------------------------------------------------------------
-def _hit_value(hit: Any, name: str) -> Any:
-    return hit[name] if isinstance(hit, Mapping) else getattr(hit, name)
-
-
-def evaluate_rows(search: Callable[[str, str, int], Sequence[Any]], rows: Sequence[DatasetRow],
-                  modes: Sequence[str], k: int = 100, id_field: str = "doc_id"
-                  ) -> tuple[dict[str, dict[str, dict[str, float]]], dict[str, dict[str, dict[str, float]]]]:
-    """(per_query_by_mode, runs_by_mode) for `search(query, mode, k)` hits.
-
-    Use id_field="doc_id" against an index built from the published corpus (its documents are the chunks),
-    or "chunk_id" against the original index (cloze sentences are then still present there).
-    """
-    qrels = rows_qrels(rows)
-    per_query: dict[str, dict[str, dict[str, float]]] = {}
-    runs: dict[str, dict[str, dict[str, float]]] = {}
-    for mode in modes:
-        run = {}
-        for row in rows:
-            hits = search(row.query, mode, k)
-            run[row.query_id] = doc_scores_from_chunks((str(_hit_value(h, id_field)), float(_hit_value(h, "score")))
-                                                       for h in hits)
-        runs[mode] = run
-        per_query[mode] = per_query_metrics(run, qrels)
-    return per_query, runs
-
-
 def write_trec_run(path: str | Path, run: Mapping[str, Mapping[str, float]], tag: str) -> Path:
     """`qid Q0 docid rank score tag` lines, ranked as trec_eval ranks (score desc, doc id desc on ties)."""
     path = Path(path)
@@ -403,31 +377,3 @@ def results_markdown(data: Mapping, metrics: Sequence[str] = ("ndcg@10", "recall
             lines.append(f"| {group} | {lexical} | {info['n']} | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)
-
-
-def load_metrics(source: str | Path | Mapping) -> dict:
-    if isinstance(source, Mapping):
-        return dict(source)
-    path = Path(source)
-    return json.loads((path / METRICS_FILE if path.is_dir() else path).read_text(encoding="utf-8"))
-
-
-def compare_metrics(a: str | Path | Mapping, b: str | Path | Mapping, metrics: Sequence[str] = METRICS,
-                    modes: Sequence[str] | None = None, n_perm: int = 10000, seed: int = 0) -> dict[str, dict]:
-    """Build a vs build b: {mode: {"all" | generator: {metric: mean_a, mean_b, diff, p, p_holm, n}}}.
-
-    Paired randomization test over the queries both builds scored, Holm-corrected across `metrics` within each
-    mode and generator group.
-    """
-    ma, mb = load_metrics(a), load_metrics(b)
-    generator_of = {**ma.get("query_generator", {}), **mb.get("query_generator", {})}
-    shared = [m for m in (modes or ma["per_query"]) if m in ma["per_query"] and m in mb["per_query"]]
-    out: dict[str, dict] = {}
-    for mode in shared:
-        pa_, pb_ = ma["per_query"][mode], mb["per_query"][mode]
-        groups: dict[str, set[str]] = {"all": set(pa_) & set(pb_)}
-        for qid in groups["all"]:
-            groups.setdefault(generator_of.get(qid, "unknown"), set()).add(qid)
-        out[mode] = {g: compare_runs({q: pa_[q] for q in qids}, {q: pb_[q] for q in qids}, metrics, n_perm, seed)
-                     for g, qids in groups.items()}
-    return out

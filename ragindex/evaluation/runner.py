@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ragindex.config import SEARCH_MODES
 from ragindex.evaluation.beir import EvalSet
 from ragindex.evaluation.fusion import choose_fusion_weight
 from ragindex.evaluation.latency import percentiles_ms
@@ -21,7 +22,7 @@ from ragindex.evaluation.metrics import (
 from ragindex.evaluation.statistics import bootstrap_ci
 from ragindex.search import Retriever
 
-MODES = ("dense", "dense_exact", "fts", "hybrid")
+MODES = SEARCH_MODES
 Progress = Callable[[str], None]
 
 
