@@ -102,12 +102,15 @@ class IndexConfig(_Strict):
 
 
 class SearchConfig(_Strict):
-    """How hybrid search fuses dense and full-text results."""
+    """Candidates per mode before fusion, the per-document cap, the fusion floor and the answer context budget.
 
-    fusion: Literal["weighted", "rrf"] = "weighted"
-    # dense share of the fused score; "auto" = the weight the last evaluation of the table chose (else 0.7)
-    hybrid_weight: float | Literal["auto"] = "auto"
+    How hybrid fuses is not configured here: it is the evaluation's FusionChoice (ragindex/evaluation/fusion.py),
+    recorded in MLflow and the registered model, passed to the Retriever; without one the documented prior."""
+
     candidates: int = Field(default=100, gt=0)
+    per_doc: int = Field(default=2, ge=0)  # at most this many chunks of one document in a result list; 0 = no cap
+    fusion_margin: float = Field(default=0.005, ge=0)  # a fusion must beat the best single mode by this in CV
+    context_tokens: int = Field(default=512, gt=0)  # `ask`: a hit widened with its neighbours up to this many tokens
 
 
 class EvaluationConfig(_Strict):
