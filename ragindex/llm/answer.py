@@ -10,8 +10,10 @@ from typing import Any
 
 import numpy as np
 
+from ragindex.context import widen
 from ragindex.datasets.generators import chunk_body, collapse, content_terms, idf, normalize_query, sentence_spans
 from ragindex.llm.client import LLMClient
+from ragindex.search import Retriever
 
 Embed = Callable[[list[str]], Any]  # texts -> array of shape (n, dim)
 _MARKER = re.compile(r"\[(\d+)\]")
@@ -191,10 +193,19 @@ def llm_answer(question: str, hits: Sequence[Any], client: LLMClient, max_senten
 
 def answer_question(question: str, hits: Sequence[Any], client: LLMClient | None = None, max_sentences: int = 3,
                     embed: Embed | None = None) -> Answer:
-    """`ask`: through the endpoint when one is configured, otherwise extractive; the same citations either way."""
+    """Through the endpoint when one is configured, otherwise extractive; the same citations either way."""
     if client is None:
         return extractive_answer(question, hits, max_sentences, embed)
     return llm_answer(question, hits, client, max_sentences, embed=embed)
+
+
+def ask(retriever: Retriever, question: str, k: int = 5, client: LLMClient | None = None, mode: str = "hybrid",
+        max_sentences: int = 3, embed: Embed | None = None) -> Answer:
+    """`ask`: search capped at search.per_doc chunks of one document, each hit widened with the neighbouring
+    chunks of its section up to search.context_tokens, then an answer citing the widened passages."""
+    hits = retriever.search(question, mode, k)  # type: ignore[arg-type]
+    contexts = widen(retriever.table, hits, retriever.config.context_tokens)
+    return answer_question(question, contexts, client, max_sentences, embed)
 
 
 # -- judge metrics ----------------------------------------------------------------------------------------------
