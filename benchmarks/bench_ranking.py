@@ -49,6 +49,7 @@ def modes_by_cap(rs: RankingSet, embedder) -> tuple[list[str], dict]:
     lines = ["| per_doc | dense | fts | hybrid (served) | served fusion | evidence | CV if lexical queries "
              "could choose |", "|---|---|---|---|---|---|---|"]
     data = {}
+    lines_by_gen = []
     for cap in CAPS:
         result = evaluate(Retriever(rs.store, embedder, SearchConfig(per_doc=cap)), rs.evalset, rs.name,
                           unit=rs.unit)  # type: ignore[arg-type]
@@ -64,9 +65,14 @@ def modes_by_cap(rs: RankingSet, embedder) -> tuple[list[str], dict]:
             qids = [q for q, g in rs.evalset.generators.items() if g == gen and q in result.per_query["dense"]]
             by_gen[gen] = {m: mean_metrics({q: result.per_query[m][q] for q in qids})["ndcg@10"]
                            for m in ("dense", "fts", "hybrid")} | {"n": len(qids)}
+        lines_by_gen.append(f"| {cap} | " + " | ".join(
+            f"{g}: {v['dense']:.3f} / {v['fts']:.3f} / {v['hybrid']:.3f}" for g, v in by_gen.items()) + " |")
         data[cap] = {"ci": {m: ci[m]["ndcg@10"] for m in ("dense", "dense_exact", "fts", "hybrid")},
                      "fusion": result.fusion.as_dict(), "free_choice": free.as_dict(), "by_generator": by_gen,
                      "latency_ms": result.latency_ms}
+    if any(rs.evalset.generators.values()):
+        lines += ["", "nDCG@10 per generator, dense / fts / hybrid (served):", "", "| per_doc | by generator |",
+                  "|---|---|", *lines_by_gen]
     return lines, data
 
 
@@ -106,28 +112,33 @@ def title_flood(rs: RankingSet, embedder) -> tuple[list[str], dict]:
 
 def context_recall(rs: RankingSet, embedder, k: int = 5) -> tuple[list[str], dict]:
     """Share of cloze questions whose removed sentence is inside the context `ask` is given (searched on the
-    masked table, the context read from the unmasked one), plain hits against hits widened in their section."""
+    masked table, the context read from the unmasked one): plain hits against hits widened in their section,
+    with and without the per-document cap."""
     cloze = [r for r in rs.rows if r.generator == "cloze"]
     original = rs.original.open()
-    texts = dict(zip(*[original.to_arrow().column(c).to_pylist() for c in ("chunk_id", "text")], strict=True))
-    tokens = dict(zip(*[original.to_arrow().column(c).to_pylist() for c in ("chunk_id", "n_tokens")], strict=True))
-    retriever = Retriever(rs.store, embedder)
-    rows = {"plain, k=5": [], "plain, k=10": [], "widened, k=5": []}
-    used = {name: [] for name in rows}
-    for row in cloze:
-        key = normalize_query(row.query)
-        five, ten = retriever.search(row.query, "hybrid", k), retriever.search(row.query, "hybrid", 2 * k)
-        wide = widen(original, five, retriever.config.context_tokens)
-        for name, found, n_tokens in (
-                ("plain, k=5", [texts[h.chunk_id] for h in five], sum(tokens[h.chunk_id] for h in five)),
-                ("plain, k=10", [texts[h.chunk_id] for h in ten], sum(tokens[h.chunk_id] for h in ten)),
-                ("widened, k=5", [c.text for c in wide], sum(c.n_tokens for c in wide))):
-            rows[name].append(float(any(key in normalize_query(t) for t in found)))
-            used[name].append(n_tokens)
+    table = original.to_arrow()
+    texts = dict(zip(table.column("chunk_id").to_pylist(), table.column("text").to_pylist(), strict=True))
+    tokens = dict(zip(table.column("chunk_id").to_pylist(), table.column("n_tokens").to_pylist(), strict=True))
+    found: dict[str, list[float]] = {}
+    used: dict[str, list[int]] = {}
+    for cap in (0, SearchConfig().per_doc):
+        retriever = Retriever(rs.store, embedder, SearchConfig(per_doc=cap))
+        for row in cloze:
+            key = normalize_query(row.query)
+            five, ten = retriever.search(row.query, "hybrid", k), retriever.search(row.query, "hybrid", 2 * k)
+            wide = widen(original, five, retriever.config.context_tokens)
+            for name, contexts, n_tokens in (
+                    (f"plain, k={k}", [texts[h.chunk_id] for h in five], sum(tokens[h.chunk_id] for h in five)),
+                    (f"plain, k={2 * k}", [texts[h.chunk_id] for h in ten], sum(tokens[h.chunk_id] for h in ten)),
+                    (f"widened to {retriever.config.context_tokens} tokens, k={k}", [c.text for c in wide],
+                     sum(c.n_tokens for c in wide))):
+                found.setdefault(f"{name}, per_doc={cap}", []).append(
+                    float(any(key in normalize_query(t) for t in contexts)))
+                used.setdefault(f"{name}, per_doc={cap}", []).append(n_tokens)
     lines = [f"| context given to ask (n = {len(cloze)} cloze questions) | answer sentence inside | tokens (mean) |",
              "|---|---|---|"]
-    lines += [f"| {name} | {_ci(v)} | {np.mean(used[name]):.0f} |" for name, v in rows.items()]
-    return lines, {name: float(np.mean(v)) for name, v in rows.items()}
+    lines += [f"| {name} | {_ci(v)} | {np.mean(used[name]):.0f} |" for name, v in found.items()]
+    return lines, {name: float(np.mean(v)) for name, v in found.items()}
 
 
 def title_vectors(rs: RankingSet, embedder, folds: int = 5) -> tuple[list[str], dict]:
