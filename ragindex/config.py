@@ -90,7 +90,7 @@ class IndexConfig(_Strict):
     uri: str | None = None
     table: str = Field(default="chunks", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     fts: bool = True
-    fts_title_boost: float = Field(default=2.0, ge=0)  # BM25 over text + boosted document title
+    fts_title_boost: float = Field(default=2.0, ge=0)  # title BM25 x this, added once per document (search.py)
     fts_stop_words: bool = False  # keep 'with', 'not', 'in'...: they are keywords in technical corpora
     ann: AnnConfig = AnnConfig()
     max_delete_fraction: float = Field(default=0.3, ge=0, le=1)
