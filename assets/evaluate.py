@@ -3,8 +3,9 @@
 from dagster import AssetExecutionContext, MetadataValue, Output, asset
 
 from ragindex.build import IndexBuild
+from ragindex.evaluation.fusion import PRIOR
 from ragindex.evaluation.measure import EvaluationOutcome, measure, mlflow_metrics
-from ragindex.evaluation.report import metrics_table
+from ragindex.evaluation.report import fusion_paragraph, metrics_table
 from ragindex.index_store import logical_table
 from ragindex.paths import DataLayout
 from ragindex.tracking import dataset_digest
@@ -48,7 +49,8 @@ def evaluation(context: AssetExecutionContext, search_index: IndexBuild, project
         "n_queries": result.n_queries,
         "metrics": MetadataValue.md(metrics_table(result)),
         "ann_recall@10": round(result.ann_recall_at_10, 4),
-        "hybrid_weight": result.fusion["weight"],
+        "hybrid_fusion": result.fusion.label,
+        "fusion": MetadataValue.md(fusion_paragraph(result.fusion)),
         "problems": MetadataValue.md("\n".join(f"- {p}" for p in result.problems) or "none"),
         "report": MetadataValue.path(str(out / "report.md")),
         "folder": str(out),
@@ -72,13 +74,12 @@ def champion(context: AssetExecutionContext, evaluation: EvaluationOutcome, sear
                     "reason": f"unchanged: nothing registered; serving {serving}"}
         return Output(decision, metadata={**{k: str(v) for k, v in decision.items()}, "unchanged": True})
     config = project.config
-    weight = evaluation.payload["fusion"]["weight"] if evaluation.payload else None
-    search = {**config.search.model_dump(), "hybrid_weight": weight if weight is not None else
-              config.search.hybrid_weight}
+    fusion = evaluation.payload["fusion"] if evaluation.payload else PRIOR.as_dict()
+    search = config.search.model_dump()
     model_config = {"uri": search_index.uri, "table": search_index.table, "tag": search_index.tag,
                     "version": search_index.version, "model": config.embedder.model, "fingerprint": fingerprint_id,
                     "fts_title_boost": config.index.fts_title_boost, "ann": config.index.ann.model_dump(),
-                    "search": search}
+                    "search": search, "fusion": fusion}
     version = tracker.register_retriever(search_index.mlflow_run_id, name, model_config)
     if evaluation.payload is None:
         result = tracker.promote_unmeasured(name, version)

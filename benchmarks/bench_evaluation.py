@@ -1,5 +1,5 @@
 """Retrieval quality and latency on a BEIR data set (default: ../shared/datasets/msmarco-5k), every mode plus
-plain reciprocal rank fusion for comparison. Indexes through the Dagster assets first (cached), like
+plain reciprocal rank fusion (k=60) for comparison. Indexes through the Dagster assets first (cached), like
 `ragindex evaluate`. Writes a Markdown table to benchmarks/out/evaluation.md."""
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from ragindex.embedding import load_embedder  # noqa: E402
 from ragindex.evaluation.beir import load_beir  # noqa: E402
 from ragindex.evaluation.fusion import rrf  # noqa: E402
 from ragindex.evaluation.metrics import METRICS, mean_metrics, per_query_metrics  # noqa: E402
+from ragindex.evaluation.report import fusion_paragraph  # noqa: E402
 from ragindex.evaluation.runner import confidence_intervals, evaluate  # noqa: E402
 from ragindex.index_store import IndexStore  # noqa: E402
 from ragindex.search import Retriever  # noqa: E402
@@ -56,11 +57,8 @@ def main() -> None:
         lat = result.latency_ms[mode]
         lines.append(f"| {mode} | {cells} | {lat['p50']:.1f} | {lat['p95']:.1f} |")
     lines.append("| rrf (k=60, for comparison) | " + " | ".join(f"{rrf_means[m]:.3f}" for m in METRICS) + " | | |")
-    fusion = result.fusion
-    lines += ["", f"ANN recall@10 against exact search: {result.ann_recall_at_10:.4f}. Hybrid = min-max weighted "
-              f"fusion, dense weight chosen by {fusion['folds']}-fold CV (seed {fusion['seed']}): fold weights "
-              f"{fusion['fold_weights']}, weight on all queries {fusion['weight']}. Latency includes embedding the "
-              "query (all modes but fts)."]
+    lines += ["", f"ANN recall@10 against exact search: {result.ann_recall_at_10:.4f}. "
+              f"{fusion_paragraph(result.fusion)} Latency includes embedding the query (all modes but fts)."]
     table = "\n".join(lines)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(table + "\n")

@@ -46,23 +46,23 @@ def _check_writable(folder: Path) -> None:
 
 def cmd_ask(args: argparse.Namespace) -> int:
     """Retrieve, then answer through the configured endpoint or extractively, with numbered citations."""
-    from ragindex.llm.answer import answer_question
+    from ragindex.llm.answer import ask
     from ragindex.llm.client import LLMClient
     from ragindex.paths import DataLayout
     from ragindex_app.cli.main import retriever_for
 
     retriever = retriever_for(args)
-    hits = retriever.search(args.question, "hybrid", args.k)
     layout = DataLayout.current()
     client = LLMClient.from_env(cache_dir=layout.llm_cache)
-    answer = answer_question(args.question, hits, client, embed=lambda texts: retriever.embedder.embed(texts))
+    answer = ask(retriever, args.question, args.k, client, embed=lambda texts: retriever.embedder.embed(texts))
     verdicts = None
     if args.judge:
         if client is None:
             raise ConfigError("--judge needs an LLM endpoint: set RAGINDEX_LLM_BASE_URL and RAGINDEX_LLM_MODEL")
         from ragindex.llm.answer import judge
 
-        verdicts = judge(args.question, answer.text, [h.text for h in hits], client, repeats=args.repeats)
+        verdicts = judge(args.question, answer.text, [c.text for c in answer.citations], client,
+                         repeats=args.repeats)
         with layout.judgements.open("a", encoding="utf-8") as handle:  # raw verdicts kept for audit
             handle.write(json.dumps({"question": args.question, "answer": answer.text,
                                      **verdicts.as_dict()}, ensure_ascii=False) + "\n")
@@ -73,8 +73,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     print(answer.text)
     print()
     for citation in answer.citations:
-        print(f"[{citation.number}] {citation.doc_id} :: {citation.heading_path or citation.title} "
-              f"(chunk {citation.chunk_id[:12]})")
+        print(f"[{citation.number}] {citation.label} (chunk {citation.chunk_id[:12]})")
     suffix = f" ({answer.error})" if answer.error else ""
     print(f"\n({answer.mode} answer{' by ' + answer.model if answer.model else ''}{suffix})")
     if verdicts:

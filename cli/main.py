@@ -97,9 +97,11 @@ def _print_evaluation(payload: dict, promotion: dict | None = None) -> None:
             lexical = " (lexical: favours keyword search)" if info["lexical"] else ""
             print(f"  {mode:11s} {group:8s} n={info['n']:3d} nDCG@10 {ndcg['mean']:.3f} "
                   f"[{ndcg['ci_low']:.3f}, {ndcg['ci_high']:.3f}]{lexical}")
-    fusion = payload["fusion"]
-    print(f"ann_recall@10 {payload['ann_recall@10']:.4f}; hybrid weight {fusion['weight']} "
-          f"({fusion['folds']}-fold CV, seed {fusion['seed']}, fold weights {fusion['fold_weights']})")
+    from ragindex.evaluation.fusion import FusionChoice
+    from ragindex.evaluation.report import fusion_paragraph
+
+    print(f"ann_recall@10 {payload['ann_recall@10']:.4f}; "
+          + fusion_paragraph(FusionChoice.from_dict(payload["fusion"])).replace("**", ""))
     for problem in payload["problems"]:
         print(f"note: {problem}")
     if promotion and promotion.get("model"):
@@ -161,18 +163,25 @@ def retriever_for(args: argparse.Namespace, log_queries: bool = True):
     embedder = load_embedder(target.model, project.embedder.batch_size, project.embedder.device)
     version = getattr(args, "version", None)
     return Retriever(store, embedder, project.search, version=version, log_queries=log_queries,
-                     hybrid_weight=target.hybrid_weight)
+                     fusion=target.fusion)
 
 
 def cmd_search(args: argparse.Namespace) -> int:
     filters = _parse_filters(args.filter)
-    hits = retriever_for(args).search(args.query, args.mode, args.k, filters)
+    hits = retriever_for(args).search(args.query, args.mode, args.k, filters, per_doc=args.per_doc,
+                                      group_by=args.group_by)
     if args.json:
         print(json.dumps([h.as_dict() for h in hits], indent=2, ensure_ascii=False))
         return 0
     for rank, hit in enumerate(hits, start=1):
+        if args.group_by == "doc":
+            print(f"{rank:2d}. [{hit.score:.3f}] {hit.doc_id} :: {hit.title}")
+            for chunk in hit.chunks:
+                print(f"      [{chunk.score:.3f}] {chunk.citation} :: {chunk.heading_path}")
+            continue
         body = " ".join(hit.text.split())
-        print(f"{rank:2d}. [{hit.score:.3f}] {hit.doc_id} :: {hit.heading_path or hit.title}")
+        print(f"{rank:2d}. [{hit.score:.3f}] {hit.citation} :: {hit.heading_path or hit.title}"
+              + (" (image)" if hit.kind == "image" else ""))
         print(f"    {body[:200]}{'…' if len(body) > 200 else ''}")
     if not hits:
         print("no results")
@@ -243,6 +252,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="metadata filter, repeatable (source, doc_id, title, path, format, heading_path)")
     search.add_argument("--name", help="table name (default: index.table from the config)")
     search.add_argument("--version", help="a table version number or tag to search")
+    search.add_argument("--per-doc", type=int, default=None, metavar="N",
+                        help="at most N chunks of one document (default: search.per_doc; 0 = no cap)")
+    search.add_argument("--group-by", choices=["chunk", "doc"], default="chunk",
+                        help="doc: rank documents by their best chunk, each with its best chunks")
     search.add_argument("--json", action="store_true", help="machine-readable output")
     search.set_defaults(func=cmd_search)
     evaluate = sub.add_parser("evaluate", help="index a BEIR data set and measure every search mode")

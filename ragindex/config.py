@@ -98,7 +98,7 @@ class IndexConfig(_Strict):
     uri: str | None = None
     table: str = Field(default="chunks", pattern=SAFE_NAME.pattern)
     fts: bool = True
-    fts_title_boost: float = Field(default=2.0, ge=0)  # BM25 over text + boosted document title
+    fts_title_boost: float = Field(default=2.0, ge=0)  # title BM25 x this, added once per document (search.py)
     fts_stop_words: bool = False  # keep 'with', 'not', 'in'...: they are keywords in technical corpora
     ann: AnnConfig = AnnConfig()
     max_delete_fraction: float = Field(default=0.3, ge=0, le=1)
@@ -121,12 +121,15 @@ class StorageConfig(_Strict):
 
 
 class SearchConfig(_Strict):
-    """How hybrid search fuses dense and full-text results."""
+    """Candidates per mode before fusion, the per-document cap, the fusion floor and the answer context budget.
 
-    fusion: Literal["weighted", "rrf"] = "weighted"
-    # dense share of the fused score; "auto" = the weight the last evaluation of the table chose (else 0.7)
-    hybrid_weight: float | Literal["auto"] = "auto"
+    How hybrid fuses is not configured here: it is the evaluation's FusionChoice (ragindex/evaluation/fusion.py),
+    recorded in MLflow and the registered model, passed to the Retriever; without one the documented prior."""
+
     candidates: int = Field(default=100, gt=0)
+    per_doc: int = Field(default=2, ge=0)  # at most this many chunks of one document in a result list; 0 = no cap
+    fusion_margin: float = Field(default=0.005, ge=0)  # a fusion must beat the best single mode by this in CV
+    context_tokens: int = Field(default=512, gt=0)  # `ask`: a hit widened with its neighbours up to this many tokens
 
 
 class EvaluationConfig(_Strict):

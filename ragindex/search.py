@@ -1,21 +1,23 @@
-"""Search an index table: dense (ANN as served), dense_exact (brute-force cosine), fts, hybrid."""
+"""Search an index table: dense (ANN as served), dense_exact (brute-force cosine), fts, hybrid; per-document caps."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from typing import Literal
 
-from lancedb.query import MultiMatchQuery
+from lancedb.query import MatchQuery
 
-from ragindex.config import SearchConfig
+from ragindex.config import SEARCH_MODES, SearchConfig, SearchMode
 from ragindex.embedding import Embedder
-from ragindex.evaluation.fusion import normalized_fusion, rrf
+from ragindex.evaluation.fusion import PRIOR, FusionChoice
 from ragindex.index_store import IndexStore, where_clause
 
-DEFAULT_HYBRID_WEIGHT = 0.7
-Mode = Literal["dense", "dense_exact", "fts", "hybrid"]
-MODES: tuple[str, ...] = ("dense", "dense_exact", "fts", "hybrid")
-_COLUMNS = ["chunk_id", "doc_id", "source", "title", "heading_path", "text"]
+Mode = SearchMode
+GroupBy = Literal["chunk", "doc"]
+MODES = SEARCH_MODES
+TITLE_ROWS_PER_RESULT = 10  # title matches are chunk rows: read this many per wanted result to reach many documents
+_COLUMNS = ["chunk_id", "doc_id", "source", "title", "heading_path", "text", "position", "n_tokens", "path", "page",
+            "kind", "image_path"]
 
 
 @dataclass(frozen=True)
@@ -27,16 +29,70 @@ class Hit:
     heading_path: str
     score: float
     text: str
+    position: int = 0
+    n_tokens: int = 0
+    path: str = ""
+    page: int | None = None  # the PDF page of the text
+    kind: str = "text"  # text | image
+    image_path: str | None = None  # the image an image chunk describes
+
+    @property
+    def citation(self) -> str:
+        """Where a reader finds the hit: the file, with the page for a PDF, or the image."""
+        where = self.image_path or self.path or self.doc_id
+        return f"{where} p.{self.page}" if self.page else where
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "citation": self.citation}
+
+
+@dataclass(frozen=True)
+class DocumentHit:
+    """A document ranked by its best chunk (MaxP), with its best chunks in rank order."""
+
+    doc_id: str
+    source: str
+    title: str
+    score: float
+    chunks: list[Hit]
+
+    def as_dict(self) -> dict:
+        return {"doc_id": self.doc_id, "source": self.source, "title": self.title, "score": self.score,
+                "chunks": [h.as_dict() for h in self.chunks]}
+
+
+def cap_per_doc(hits: list[Hit], per_doc: int) -> list[Hit]:
+    """Hits in rank order, at most `per_doc` of any one document (0 = no cap)."""
+    if per_doc <= 0:
+        return list(hits)
+    seen: dict[str, int] = {}
+    out = []
+    for hit in hits:
+        seen[hit.doc_id] = seen.get(hit.doc_id, 0) + 1
+        if seen[hit.doc_id] <= per_doc:
+            out.append(hit)
+    return out
+
+
+def group_documents(hits: list[Hit], per_doc: int) -> list[DocumentHit]:
+    """Ranked chunk hits folded into documents in order of their best chunk; `per_doc` chunks each (0 = all)."""
+    docs: dict[str, list[Hit]] = {}
+    for hit in hits:
+        docs.setdefault(hit.doc_id, []).append(hit)
+    return [DocumentHit(doc, chunks[0].source, chunks[0].title, chunks[0].score,
+                        chunks[:per_doc] if per_doc > 0 else chunks) for doc, chunks in docs.items()]
+
+
+def rank(hits: list[Hit]) -> list[Hit]:
+    return sorted(hits, key=lambda h: (-h.score, h.chunk_id))
 
 
 class Retriever:
-    """Answers queries from one table, optionally pinned to a version or tag."""
+    """Answers queries from one table, optionally pinned to a version or tag; `fusion` says how hybrid ranks
+    (the evaluation's FusionChoice, recorded with the registered model; default the documented prior)."""
 
     def __init__(self, store: IndexStore, embedder: Embedder, search: SearchConfig | None = None,
-                 version: int | str | None = None, log_queries: bool = False, hybrid_weight: float | None = None):
+                 version: int | str | None = None, log_queries: bool = False, fusion: FusionChoice | None = None):
         self.store = store
         self.version = version
         self.log_queries = log_queries  # append every query to the query log (ragindex/query_log.py)
@@ -45,32 +101,43 @@ class Retriever:
         self.table = store.open(version)
         self.ann = store.config.ann
         self.has_ann = any(tuple(i.columns) == ("vector",) for i in self.table.list_indices())
-        weight = self.config.hybrid_weight
-        self.hybrid_weight = float(weight) if weight != "auto" else hybrid_weight or DEFAULT_HYBRID_WEIGHT
+        self.fusion = fusion or PRIOR
 
     def search(self, query: str, mode: Mode = "hybrid", k: int = 10, filters: dict[str, str] | None = None,
-               vector=None) -> list[Hit]:
+               vector=None, per_doc: int | None = None, group_by: GroupBy = "chunk"
+               ) -> list[Hit] | list[DocumentHit]:
+        """The top `k` chunks with at most `per_doc` of one document (default search.per_doc; 0 = no cap),
+        or with group_by="doc" the top `k` documents, each with its best `per_doc` chunks (0 = all found)."""
         if mode not in MODES:
             raise ValueError(f"unknown mode '{mode}'; use one of {', '.join(MODES)}")
+        if group_by not in ("chunk", "doc"):
+            raise ValueError(f"unknown group_by '{group_by}'; use chunk or doc")
+        cap = self.config.per_doc if per_doc is None else per_doc
         where = where_clause(filters or {})
-        if mode == "fts":
-            self._log(query, mode, None)  # no vector: query drift embeds logged fts queries when it reads them
-            return self._fts(query, k, where)
-        if vector is None:
+        if mode != "fts" and vector is None:
             vector = self.embedder.embed([query])[0]
-        self._log(query, mode, vector)
+        self._log(query, mode, vector)  # fts logs no vector: query drift embeds logged fts queries when it reads them
+        n = k if cap <= 0 and group_by == "chunk" else max(k, self.config.candidates)
+        while True:  # widen the candidate list until the cap or the grouping leaves k results (or nothing is left)
+            ranked = self._ranked(query, mode, n, where, vector)
+            found = len(group_documents(ranked, 1)) if group_by == "doc" else len(cap_per_doc(ranked, cap))
+            if found >= k or len(ranked) < n:
+                break
+            n *= 4
+        if group_by == "doc":
+            return group_documents(ranked, cap)[:k]
+        return cap_per_doc(ranked, cap)[:k]
+
+    def _ranked(self, query: str, mode: str, n: int, where: str | None, vector) -> list[Hit]:
+        if mode == "fts":
+            return self._fts(query, n, where)
         if mode in ("dense", "dense_exact"):
-            return self._dense(vector, k, where, exact=mode == "dense_exact")
-        n = max(k, self.config.candidates)
+            return self._dense(vector, n, where, exact=mode == "dense_exact")
+        n = max(n, self.config.candidates)
         dense = {h.chunk_id: h for h in self._dense(vector, n, where, exact=False)}
         sparse = {h.chunk_id: h for h in self._fts(query, n, where)}
-        if self.config.fusion == "rrf":
-            fused = rrf([{c: h.score for c, h in dense.items()}, {c: h.score for c, h in sparse.items()}])
-        else:
-            fused = normalized_fusion({c: h.score for c, h in dense.items()},
-                                      {c: h.score for c, h in sparse.items()}, self.hybrid_weight)
-        ranked = sorted(fused.items(), key=lambda item: (-item[1], item[0]))[:k]
-        return [Hit(**{**asdict(dense.get(c) or sparse[c]), "score": s}) for c, s in ranked]
+        fused = self.fusion.fuse({c: h.score for c, h in dense.items()}, {c: h.score for c, h in sparse.items()})
+        return rank([Hit(**{**asdict(dense.get(c) or sparse[c]), "score": s}) for c, s in fused.items()])[:n]
 
     def _log(self, query: str, mode: str, vector) -> None:
         if self.log_queries:
@@ -92,17 +159,36 @@ class Retriever:
         return [_hit(row, 1.0 - row["_distance"]) for row in rows]
 
     def _fts(self, text: str, k: int, where: str | None) -> list[Hit]:
+        """BM25 over chunk text; a document's title match is added once, to its best chunk (or, when none of
+        its chunks matched, to its first title-matching chunk), so a title never makes a document's chunks tie."""
         if not text.strip():
             return []
+        hits = [_hit(row, row["_score"]) for row in self._match(MatchQuery(text, "text"), k, where)]
         boost = self.store.config.fts_title_boost
-        match = MultiMatchQuery(text, ["text", "title"], boosts=[1.0, boost]) if boost else text
+        if not boost:
+            return hits
+        titles: dict[str, dict] = {}
+        for row in self._match(MatchQuery(text, "title"), k * TITLE_ROWS_PER_RESULT, where):
+            best = titles.get(row["doc_id"])
+            if best is None or (row["position"] or 0) < (best["position"] or 0):
+                titles[row["doc_id"]] = row
+        out, credited = [], set()
+        for hit in hits:  # hits are best first: a document's first hit is its best chunk
+            if hit.doc_id in titles and hit.doc_id not in credited:
+                credited.add(hit.doc_id)
+                hit = Hit(**{**asdict(hit), "score": hit.score + boost * titles[hit.doc_id]["_score"]})
+            out.append(hit)
+        out += [_hit(row, boost * row["_score"]) for doc, row in titles.items() if doc not in credited]
+        return rank(out)[:k]
+
+    def _match(self, match: MatchQuery, k: int, where: str | None) -> list[dict]:
         query = self.table.search(match, query_type="fts")
         if where:
             query = query.where(where, prefilter=True)
-        rows = query.select([*_COLUMNS, "_score"]).limit(k).to_list()
-        return [_hit(row, row["_score"]) for row in rows]
+        return query.select([*_COLUMNS, "_score"]).limit(k).to_list()
 
 
 def _hit(row: dict, score: float) -> Hit:
     return Hit(row["chunk_id"], row["doc_id"], row["source"], row["title"] or "", row["heading_path"] or "",
-               float(score), row["text"])
+               float(score), row["text"], int(row.get("position") or 0), int(row.get("n_tokens") or 0),
+               row.get("path") or "", row.get("page"), row.get("kind") or "text", row.get("image_path"))

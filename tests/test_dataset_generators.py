@@ -107,7 +107,7 @@ def test_cloze_sentence_filters(sentence: str, reason: str | None) -> None:
 
 
 def test_heading_grades_own_section_above_subsections() -> None:
-    out = heading_rows(corpus(), n=50, seed=0, corpus_version="tag-1")
+    out = heading_rows(corpus(), n=50, seed=0, corpus_version="tag-1", min_content_words=1)
     by_query = {r.query: r for r in out.rows}
     ships = by_query["Ships"]
     assert ships.judgements == {"c-ships-1": 2, "c-ships-2": 2, "c-ships-radio": 1}
@@ -119,6 +119,38 @@ def test_heading_grades_own_section_above_subsections() -> None:
     assert by_query["Installing From source"].judgements == {"c-source": 2}
     assert by_query["Other From source"].judgements == {"c-other-source": 2}
     assert "From source" not in by_query
+
+
+def test_short_or_repeated_headings_use_their_path_or_are_left_out() -> None:
+    out = heading_rows(corpus(), n=50, seed=0)  # at least three content words by default
+    queries = {r.query for r in out.rows}
+    assert {"Coastal notes Ships", "Coastal notes Keepers", "Coastal notes Ships Radio"} <= queries
+    assert not {"Ships", "Keepers", "Vector tables", "Installing", "Installing From source"} & queries
+    assert out.skipped["heading under 3 content words"] == 4  # even as paths: "Other From source" has one
+    repeated = [chunk(f"c-ex{i}", f"doc{i}.md", "Examples", "Some example text for this page.", 0) for i in range(2)]
+    out = heading_rows(repeated, n=10, min_content_words=1)
+    assert not out.rows and out.skipped == {"heading repeated across documents or sections": 2}
+
+
+def test_cloze_leaves_out_uninformative_sentences_and_counts_why() -> None:
+    shared = "Every release of the toolkit ships with signed installers for each supported platform."
+    template = "This page was generated automatically from the reference sources of project number {}."
+    common = ["keeper", "harbour", "engine", "signal", "weather", "river", "station", "market"]
+
+    def generic(i: int) -> str:  # only words every chunk has, in an order no other chunk has
+        words = random.Random(i).sample(common, len(common))
+        return f"The {words[0]} and {' and '.join(words[1:])} were there."
+
+    chunks = [chunk(f"c{i}", f"doc{i}.md", f"Doc {i}",
+                    f"{shared if i < 2 else KEEPER if i == 2 else OVERLAP} {template.format(i)} {generic(i)}", 0)
+              for i in range(4)]
+    out = cloze_rows(chunks, n=10, seed=0, low_idf_quantile=0.75)
+    queries = {r.query for r in out.rows}
+    assert queries and not any(q == shared or "generated automatically" in q or "were there" in q for q in queries)
+    assert out.filtered["sentence found in several documents"] == 2  # the shared sentence, in both chunks
+    assert out.filtered["boilerplate"] == 4  # the template, found in every document
+    assert out.filtered["low IDF mass"] >= 1  # the generic sentences: common words only
+    assert any("low IDF mass: below" in note for note in out.notes)
 
 
 def test_heading_skips_sections_with_too_many_relevant_chunks() -> None:
@@ -199,7 +231,8 @@ def test_qrels_generator_maps_document_judgements_to_chunks() -> None:
 
 def test_duplicates_across_generators_are_dropped_first_generator_wins() -> None:
     eval_set = EvalSet(queries={"q4": "keepers!"}, qrels={"q4": {"guide/lighthouse.md": 1}})
-    result = generate(corpus(), ["qrels", "heading"], n=50, seed=0, eval_set=eval_set)
+    result = generate(corpus(), ["qrels", "heading"], n=50, seed=0, eval_set=eval_set,
+                      options={"heading": {"min_content_words": 1}})
     keepers = [r for r in result.rows if normalize_query(r.query) == "keepers"]
     assert [r.generator for r in keepers] == ["qrels"]
     assert result.duplicates == 1

@@ -48,6 +48,7 @@ def test_publish_writes_beir_parquet_card_and_manifest(tmp_path, generated) -> N
     assert set(corpus_lines) == {c["chunk_id"] for c in chunks}  # corpus _id = chunk id
     eval_set = load_beir(folder, known_doc_ids=set(corpus_lines))
     assert eval_set.problems == []
+    assert eval_set.generators == {r.query_id: r.generator for r in result.rows}
     assert eval_set.queries == {r.query_id: r.query for r in result.rows}
     assert eval_set.qrels == {r.query_id: r.judgements for r in result.rows}
     assert load_rows(folder) == result.rows
@@ -60,6 +61,11 @@ def test_publish_writes_beir_parquet_card_and_manifest(tmp_path, generated) -> N
     for needle in ("## What", "## How it was generated", "## Counts", "CC-BY-4.0", "## How to load", "load_beir",
                    "cloze masking", "lexical", "docs-20260101-v7", "chunkhash1", "fp-model-1", METRICS_MARKER):
         assert needle in card, needle
+    heading = result.outputs["heading"]
+    assert "## Filtering" in card and "low IDF mass: below" in card
+    assert f"- heading: {len(heading.rows)} rows from {heading.candidates} candidates; skipped " in card
+    for reason, count in {**heading.skipped, **result.outputs["cloze"].filtered}.items():
+        assert f"{reason}: {count}" in card, reason
 
 
 def test_cloze_sentences_are_removed_from_the_published_corpus(tmp_path, generated) -> None:

@@ -44,7 +44,7 @@ def test_search_hits_pdf_page_and_image_alt_text(tmp_path, embedder):
     rows = index_rows(_documents(root).values(), chunker, embedder)
     store.commit_source("media", rows, embedder.dimension, [])
     store.ensure_indexes()
-    retriever = Retriever(store, embedder, SearchConfig(hybrid_weight=0.5))
+    retriever = Retriever(store, embedder, SearchConfig())
     by_id = {r["chunk_id"]: r for r in store.open().to_arrow().drop_columns(["vector"]).to_pylist()}
     for mode in ("dense_exact", "fts"):
         top = by_id[retriever.search("turbine spins slower when the estuary freezes", mode, k=3)[0].chunk_id]

@@ -81,7 +81,7 @@ def test_image_table_sync_search_and_fusion(tmp_path, embedder, clip, clip_dir):
     assert [h.image_path for h in hits] == expected and {h.kind for h in hits} == {"image"}
     assert np.allclose([h.score for h in hits], cosines, atol=1e-4)
 
-    text_hits = Retriever(index, embedder, SearchConfig(hybrid_weight=0.5)).search(query, "dense_exact", k=5)
+    text_hits = Retriever(index, embedder, SearchConfig()).search(query, "dense_exact", k=5)
     fused = fuse_modalities(text_hits, hits, k=6)
     assert len(fused) == 6 and {getattr(h, "kind", "text") for h in fused} == {"text", "image"}
     assert [h.score for h in fused] == sorted((h.score for h in fused), reverse=True)

@@ -37,14 +37,16 @@ GENERATORS: dict[str, GeneratorInfo] = {
         "Known human judgements of a BEIR-layout data set; each judged document's grade is given to all of "
         "its chunks."),
     "heading": GeneratorInfo(
-        "heading", 1, True,
-        "A section heading (or document title) as the query; the section's own chunks are relevant with grade 2, "
-        "chunks of its sub-sections with grade 1. The heading text is part of every chunk, so this favours "
-        "keyword search."),
+        "heading", 2, True,
+        "A section heading (or document title) as the query, its full path when the heading alone is short or "
+        "repeated; headings of under three content words or repeated across documents are left out. The "
+        "section's own chunks are relevant with grade 2, chunks of its sub-sections with grade 1. The heading "
+        "text is part of every chunk, so this favours keyword search."),
     "cloze": GeneratorInfo(
-        "cloze", 1, True,
+        "cloze", 2, True,
         "Inverse cloze: a sentence of a chunk is the query and that chunk is relevant; the sentence is removed "
-        "from the chunk in the published corpus. Its words remain lexically close to the rest of the chunk, so "
+        "from the chunk in the published corpus. Boilerplate sentences, sentences found in several documents and "
+        "sentences of low IDF mass are left out. Its words remain lexically close to the rest of the chunk, so "
         "this favours keyword search."),
     "llm": GeneratorInfo(
         "llm", 1, False,
@@ -70,6 +72,11 @@ _FENCE = re.compile(r"^\s*(```|~~~)")
 _URL = re.compile(r"https?://|www\.")
 _PLAIN = re.compile(r"""[A-Za-z0-9\s.,;:'"!?()\-’‘“”]""")
 _ALPHA_TOKEN = re.compile(r"""^["'(‘“]?[A-Za-z][A-Za-z'’\-]*[.,;:!?)"'’”]*$""")
+_BOILERPLATE = re.compile(r"\b(copyright|all rights reserved|licen[cs]ed under|click here|edit this page|"
+                          r"table of contents|cookies?)\b", re.IGNORECASE)
+MIN_HEADING_TERMS = 3  # a heading query with fewer distinct content words is uninformative
+BOILERPLATE_DOCS = 3  # a 6-word run found in this many documents is template text
+LOW_IDF_QUANTILE = 0.1  # cloze sentences below this quantile of the corpus's sentence IDF mass are left out
 
 
 # -- text helpers (also used by ragindex.llm.answer) ------------------------------------------------------------
@@ -196,6 +203,7 @@ class GeneratorOutput:
     skipped: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     failures: list[dict] = field(default_factory=list)  # llm: endpoint or validation failures, one per chunk
+    filtered: dict[str, int] = field(default_factory=dict)  # cloze: candidate sentences rejected, by reason
 
     def skip(self, reason: str) -> None:
         self.skipped[reason] = self.skipped.get(reason, 0) + 1
@@ -204,7 +212,8 @@ class GeneratorOutput:
         info = GENERATORS[self.generator]
         return {"generator": self.generator, "version": info.version, "lexical": info.lexical,
                 "rows": len(self.rows), "candidates": self.candidates, "skipped": dict(sorted(self.skipped.items())),
-                "notes": list(self.notes), "failures": len(self.failures)}
+                "filtered": dict(sorted(self.filtered.items())), "notes": list(self.notes),
+                "failures": len(self.failures)}
 
 
 @dataclass
@@ -304,8 +313,11 @@ def _heading_ok(text: str) -> bool:
 
 
 def heading_rows(chunks: Sequence[Mapping], n: int, seed: int = 0, corpus_version: str = "",
-                 max_relevant: int = 20) -> GeneratorOutput:
-    """Headings (or titles of heading-less chunks) as queries; own section grade 2, sub-sections grade 1."""
+                 max_relevant: int = 20, min_content_words: int = MIN_HEADING_TERMS) -> GeneratorOutput:
+    """Headings (or titles of heading-less chunks) as queries; own section grade 2, sub-sections grade 1.
+
+    A heading that is repeated or has under `min_content_words` distinct content words is replaced by its full
+    path; if that is still repeated across documents or still that short, the section is left out."""
     out = GeneratorOutput("heading")
     context = RowContext(seed, corpus_version)
     groups: dict[tuple[str, str], list[dict]] = defaultdict(list)  # (doc, path) -> the section's own chunks
@@ -340,13 +352,16 @@ def heading_rows(chunks: Sequence[Mapping], n: int, seed: int = 0, corpus_versio
         if len(out.rows) >= n:
             break
         query = collapse(leaf(doc, path))
-        if leaf_count[normalize_query(query)] > 1:
+        if leaf_count[normalize_query(query)] > 1 or len(set(content_terms(query))) < min_content_words:
             query = collapse(full(doc, path))
             if full_count[normalize_query(query)] > 1:
-                out.skip("ambiguous heading")
+                out.skip("heading repeated across documents or sections")
                 continue
         if not _heading_ok(query):
             out.skip("trivial heading")
+            continue
+        if len(set(content_terms(query))) < min_content_words:
+            out.skip(f"heading under {min_content_words} content words")
             continue
         own = groups[(doc, path)]
         nested = [c for c in by_doc[doc] if path and (c.get("heading_path") or "").startswith(path + HEADING_SEPARATOR)]
@@ -411,19 +426,63 @@ def cloze_masks(chunks: Sequence[Mapping], rows: Iterable[DatasetRow]) -> dict[s
     return bodies
 
 
+@dataclass
+class _SentenceStats:
+    """Corpus statistics a cloze sentence is judged against."""
+
+    chunks: dict[str, int]  # normalized sentence -> chunks holding it
+    docs: dict[str, set[str]]  # normalized sentence -> documents holding it
+    shingle_docs: dict[tuple[str, ...], int]  # 6-word run -> documents holding it
+    idf: dict[str, float]  # content term -> idf over chunks
+    low_mass: float  # IDF mass below which a sentence is too generic
+
+    def mass(self, sentence: str) -> float:
+        return sum(self.idf.get(t, 0.0) for t in set(content_terms(sentence)))
+
+    def boilerplate(self, sentence: str) -> bool:
+        runs = _shingles(sentence)
+        common = sum(self.shingle_docs.get(r, 0) >= BOILERPLATE_DOCS for r in runs)
+        return bool(_BOILERPLATE.search(sentence)) or (bool(runs) and common >= len(runs) / 2)
+
+
+def _sentence_stats(chunks: Sequence[Mapping], min_words: int, max_words: int, quantile: float) -> _SentenceStats:
+    chunk_count: dict[str, int] = defaultdict(int)
+    docs: dict[str, set[str]] = defaultdict(set)
+    shingle_docs: dict[tuple[str, ...], set[str]] = defaultdict(set)
+    candidates: list[str] = []
+    for chunk in chunks:
+        doc = str(chunk["doc_id"])
+        body = chunk_body(chunk)[1]
+        for run in _shingles(body):
+            shingle_docs[run].add(doc)
+        sentences = {collapse(body[a:b]) for a, b in sentence_spans(body)}
+        for sentence in sentences:
+            key = normalize_query(sentence)
+            chunk_count[key] += 1
+            docs[key].add(doc)
+            if cloze_reject_reason(sentence, min_words, max_words) is None:
+                candidates.append(sentence)
+    weights = idf([content_terms(c.get("text") or "") for c in chunks])
+    stats = _SentenceStats(chunk_count, docs, {r: len(d) for r, d in shingle_docs.items()}, weights, 0.0)
+    masses = [stats.mass(s) for s in candidates]
+    stats.low_mass = float(sorted(masses)[int(quantile * (len(masses) - 1))]) if masses and quantile > 0 else 0.0
+    return stats
+
+
 def cloze_rows(chunks: Sequence[Mapping], n: int, seed: int = 0, corpus_version: str = "", min_words: int = 8,
-               max_words: int = 50, min_remaining_words: int = 12) -> GeneratorOutput:
-    """One prose sentence per sampled chunk as the query; it must occur nowhere else and leave the chunk usable."""
+               max_words: int = 50, min_remaining_words: int = 12, low_idf_quantile: float = LOW_IDF_QUANTILE
+               ) -> GeneratorOutput:
+    """One prose sentence per sampled chunk as the query; it must occur nowhere else, carry enough rare words
+    (IDF mass above the corpus's `low_idf_quantile`), not be template text, and leave the chunk usable."""
     out = GeneratorOutput("cloze")
     context = RowContext(seed, corpus_version)
     ordered = sorted_chunks(chunks)
     by_doc: dict[str, list[dict]] = defaultdict(list)
-    sentence_chunks: dict[str, int] = defaultdict(int)  # normalized sentence -> chunks holding it
     for chunk in ordered:
         by_doc[str(chunk["doc_id"])].append(chunk)
-        body = chunk_body(chunk)[1]
-        for key in {normalize_query(body[a:b]) for a, b in sentence_spans(body)}:
-            sentence_chunks[key] += 1
+    stats = _sentence_stats(ordered, min_words, max_words, low_idf_quantile)
+    out.notes.append(f"low IDF mass: below {stats.low_mass:.2f} (quantile {low_idf_quantile} of the corpus's "
+                     f"candidate sentences); boilerplate: half its 6-word runs in >= {BOILERPLATE_DOCS} documents")
     doc_shingles: dict[str, dict[tuple[str, ...], set[str]]] = {}
 
     def shared_with_neighbour(doc: str, chunk_id: str, sentence: str) -> bool:
@@ -436,6 +495,20 @@ def cloze_rows(chunks: Sequence[Mapping], n: int, seed: int = 0, corpus_version:
             doc_shingles[doc] = index
         index = doc_shingles[doc]
         return any(index.get(s, set()) - {chunk_id} for s in _shingles(sentence))
+
+    def reject(chunk: Mapping, sentence: str, key: str) -> str | None:
+        reason = cloze_reject_reason(sentence, min_words, max_words)
+        if reason is None and len(stats.docs[key]) > 1:
+            reason = "sentence found in several documents"
+        if reason is None and stats.boilerplate(sentence):
+            reason = "boilerplate"
+        if reason is None and stats.mass(sentence) < stats.low_mass:
+            reason = "low IDF mass"
+        if reason is None and stats.chunks[key] > 1:
+            reason = "sentence repeated in another chunk"
+        if reason is None and shared_with_neighbour(str(chunk["doc_id"]), chunk["chunk_id"], sentence):
+            reason = "sentence overlaps another chunk"
+        return reason
 
     rng = seeded_rng("cloze", seed)
     order = list(ordered)
@@ -451,12 +524,8 @@ def cloze_rows(chunks: Sequence[Mapping], n: int, seed: int = 0, corpus_version:
         reasons: list[str] = []
         for span in spans:
             sentence = collapse(body[span[0]: span[1]])
-            reason = cloze_reject_reason(sentence, min_words, max_words)
             key = normalize_query(sentence)
-            if reason is None and sentence_chunks[key] > 1:
-                reason = "sentence repeated in another chunk"
-            if reason is None and shared_with_neighbour(str(chunk["doc_id"]), chunk["chunk_id"], sentence):
-                reason = "sentence overlaps another chunk"
+            reason = reject(chunk, sentence, key)
             masked = remove_span(body, span) if reason is None else ""
             if reason is None and len(masked.split()) < min_remaining_words:
                 reason = "too little text left in the chunk"
@@ -466,6 +535,7 @@ def cloze_rows(chunks: Sequence[Mapping], n: int, seed: int = 0, corpus_version:
                 reason = "duplicate query"
             if reason is not None:
                 reasons.append(reason)
+                out.filtered[reason] = out.filtered.get(reason, 0) + 1
                 continue
             seen.add(key)
             out.rows.append(make_row("cloze", sentence, [(chunk, 1)], context, str(chunk["doc_id"]),

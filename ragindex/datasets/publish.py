@@ -185,6 +185,7 @@ def dataset_card(manifest: Mapping) -> str:
         f"{c['source_documents']} documents",
         f"- judgements (qrels lines): {c['qrels']}",
         "",
+        *filtering_lines(manifest.get("generation")),
         "## Source and licence",
         "",
         f"The passages are copied from the source corpus and keep its licence: **{manifest['source']['license']}**. "
@@ -218,6 +219,22 @@ def dataset_card(manifest: Mapping) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def filtering_lines(generation: Mapping | None) -> list[str]:
+    """The card's account of what each generator left out, with counts and reasons."""
+    if not generation:
+        return []
+    lines = ["## Filtering", "", "Candidates left out as uninformative or unusable, by generator and reason:", ""]
+    for name, info in sorted((generation.get("generators") or {}).items()):
+        skipped = "; ".join(f"{reason}: {n}" for reason, n in info.get("skipped", {}).items()) or "none"
+        lines.append(f"- {name}: {info.get('rows', 0)} rows from {info.get('candidates', 0)} candidates; "
+                     f"skipped {skipped}")
+        if info.get("filtered"):
+            rejected = "; ".join(f"{reason}: {n}" for reason, n in info["filtered"].items())
+            lines.append(f"  - candidate sentences rejected: {rejected}")
+        lines += [f"  - {note}" for note in info.get("notes", [])]
+    return [*lines, ""]
 
 
 def publish_dataset(out_dir: str | Path, name: str, rows: Sequence[DatasetRow], chunks: Sequence[Mapping], *,

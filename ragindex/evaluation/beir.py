@@ -21,6 +21,7 @@ class EvalSet:
     queries: dict[str, str]
     qrels: dict[str, dict[str, int]]
     problems: list[str] = field(default_factory=list)
+    generators: dict[str, str] = field(default_factory=dict)  # query id -> generator, for generated sets
 
     @property
     def scored_query_ids(self) -> list[str]:
@@ -41,8 +42,9 @@ def _layout(folder: Path, split: str) -> str:
     )
 
 
-def load_queries(path: Path, problems: list[str]) -> dict[str, str]:
-    """Read queries.jsonl: empty texts are dropped, for duplicate ids the first is kept."""
+def load_queries(path: Path, problems: list[str], generators: dict[str, str] | None = None) -> dict[str, str]:
+    """Read queries.jsonl: empty texts are dropped, for duplicate ids the first is kept; `generators` receives
+    each query's metadata.generator when the set was generated (ragindex.datasets)."""
     queries: dict[str, str] = {}
     empty: list[str] = []
     dupes: list[str] = []
@@ -62,6 +64,10 @@ def load_queries(path: Path, problems: list[str]) -> dict[str, str]:
                 dupes.append(qid)
             else:
                 queries[qid] = text.strip()
+                meta = row.get("metadata")
+                generator = meta.get("generator") if isinstance(meta, dict) else None
+                if generators is not None and isinstance(generator, str):
+                    generators[qid] = generator
     if empty:
         problems.append(f"{len(empty)} queries with empty text dropped: {_examples(empty)}")
     if dupes:
@@ -105,7 +111,8 @@ def load_beir(folder: str | Path, split: str = "test", known_doc_ids: set[str] |
         if not path.exists():
             raise EvalDataError(f"evaluation data missing: {path} does not exist; {_layout(folder, split)}")
     problems: list[str] = []
-    queries = load_queries(queries_path, problems)
+    generators: dict[str, str] = {}
+    queries = load_queries(queries_path, problems, generators)
     raw = load_qrels(qrels_path, problems)
 
     unknown_q = sorted(set(raw) - set(queries))
@@ -128,7 +135,7 @@ def load_beir(folder: str | Path, split: str = "test", known_doc_ids: set[str] |
             qrels = {q: {d: r for d, r in j.items() if d not in unknown_d} for q, j in qrels.items()}
             qrels = {q: j for q, j in qrels.items() if j}
 
-    result = EvalSet(queries=queries, qrels=qrels, problems=problems)
+    result = EvalSet(queries=queries, qrels=qrels, problems=problems, generators=generators)
     unscored = sorted(set(queries) - set(result.scored_query_ids))
     if unscored:
         problems.append(

@@ -1,17 +1,20 @@
-"""Score fusion of dense and sparse runs (RRF, normalized linear) with cross-validated weight choice."""
+"""Score fusion of dense and full-text runs (min-max or z-score weighted, RRF) and the served fusion choice."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 import numpy as np
 
-from ragindex.evaluation.metrics import METRICS, Qrels, query_metrics, rank_docs
+from ragindex.evaluation.metrics import rank_docs
 
 Scores = Mapping[str, float]
 Norm = Literal["minmax", "zscore"]
+Method = Literal["dense", "fts", "minmax", "zscore", "rrf"]
+SINGLE_METHODS: tuple[str, ...] = ("dense", "fts")
+FUSION_METHODS: tuple[str, ...] = ("minmax", "zscore", "rrf")
 
 
 def rrf(runs: Sequence[Scores], k: int = 60) -> dict[str, float]:
@@ -42,7 +45,9 @@ def normalize(scores: Scores, norm: Norm = "minmax") -> dict[str, float]:
 def normalized_fusion(
     dense: Scores, sparse: Scores, weight: float, norm: Norm = "minmax"
 ) -> dict[str, float]:
-    """weight * norm(dense) + (1 - weight) * norm(sparse); a doc missing from a list gets its minimum."""
+    """weight * norm(dense) + (1 - weight) * norm(sparse); a doc missing from a list gets its minimum.
+
+    With z-scores this is distribution-based score fusion: each list is put on its own mean and spread."""
     nd, ns = normalize(dense, norm), normalize(sparse, norm)
     # Missing docs take the list's lowest normalized value; for min-max that is the range floor 0.
     fill_d = 0.0 if norm == "minmax" or not nd else min(nd.values())
@@ -51,66 +56,57 @@ def normalized_fusion(
     return {d: weight * nd.get(d, fill_d) + (1.0 - weight) * ns.get(d, fill_s) for d in docs}
 
 
-@dataclass
+@dataclass(frozen=True)
 class FusionChoice:
-    """Outcome of cross-validated fusion-weight selection."""
+    """How `hybrid` ranks: one single mode or one fusion method with its parameter, and why.
 
-    weight: float  # chosen on all queries; use this for serving
-    fold_weights: list[float]  # weight picked on the other folds, one per fold
-    folds: int
-    seed: int
-    metric: str
-    cv_run: dict[str, dict[str, float]]  # each query fused with the weight of its fold (never tuned on it)
-    per_weight_mean: dict[float, float]  # mean metric over all queries for every candidate weight
-    query_folds: dict[str, int] = field(default_factory=dict)  # query id -> held-out fold index
+    `cv_scores` maps each candidate family (dense, fts, minmax, zscore, rrf, served) to its cross-validated
+    metric {"mean", "ci_low", "ci_high", "n"}; `evidence` says which queries chose it (or that it is the prior).
+    """
+
+    method: Method
+    weight: float | None = None  # dense share, for minmax and zscore
+    rrf_k: int | None = None
+    metric: str = "ndcg@10"
+    margin: float = 0.0  # a fusion must beat the best single mode by more than this in CV to be served
+    evidence: str = "prior"
+    cv_scores: dict[str, dict[str, float]] = field(default_factory=dict)
+    details: dict = field(default_factory=dict)  # folds, seed, per-fold choices, what lexical data preferred
+
+    def __post_init__(self) -> None:
+        if self.method not in (*SINGLE_METHODS, *FUSION_METHODS):
+            raise ValueError(f"unknown fusion method {self.method!r}; use one of "
+                             f"{', '.join((*SINGLE_METHODS, *FUSION_METHODS))}")
+        if self.method in ("minmax", "zscore") and not (self.weight is not None and 0.0 <= self.weight <= 1.0):
+            raise ValueError(f"fusion method {self.method} needs a dense weight in [0, 1]")
+        if self.method == "rrf" and not (self.rrf_k is not None and self.rrf_k > 0):
+            raise ValueError("fusion method rrf needs rrf_k > 0")
+
+    @property
+    def label(self) -> str:
+        if self.method in ("minmax", "zscore"):
+            return f"{self.method} w={self.weight:g}"
+        return f"rrf k={self.rrf_k}" if self.method == "rrf" else self.method
+
+    def fuse(self, dense: Scores, sparse: Scores) -> dict[str, float]:
+        """The hybrid scores of one query from its dense and full-text candidate scores."""
+        if self.method == "dense":
+            return dict(dense)
+        if self.method == "fts":
+            return dict(sparse)
+        if self.method == "rrf":
+            return rrf([dense, sparse], self.rrf_k or 60)
+        return normalized_fusion(dense, sparse, float(self.weight), self.method)  # type: ignore[arg-type]
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "label": self.label}
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> FusionChoice:
+        names = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in names})
 
 
-def choose_fusion_weight(
-    dense_runs: Mapping[str, Scores],
-    sparse_runs: Mapping[str, Scores],
-    qrels: Qrels,
-    weights: Iterable[float] | None = None,
-    folds: int = 5,
-    seed: int = 0,
-    metric: str = "ndcg@10",
-    norm: Norm = "minmax",
-) -> FusionChoice:
-    """k-fold CV over queries: each fold is fused with the weight that maximizes `metric` on the others."""
-    if metric not in METRICS:
-        raise ValueError(f"unknown metric {metric!r}; expected one of {METRICS}")
-    grid = [round(float(w), 10) for w in (np.linspace(0.0, 1.0, 21) if weights is None else weights)]
-    if not grid:
-        raise ValueError("weights must not be empty")
-    qids = sorted(q for q, j in qrels.items() if any(r > 0 for r in j.values()))
-    n_folds = min(folds, len(qids))
-    if n_folds < 2:
-        raise ValueError(f"need >= 2 folds and >= 2 scored queries, got folds={folds}, queries={len(qids)}")
-    fused = [
-        {q: normalized_fusion(dense_runs.get(q, {}), sparse_runs.get(q, {}), w, norm) for q in qids}
-        for w in grid
-    ]
-    # scores[w, q]: metric of query q fused with weight grid[w]
-    scores = np.array([[query_metrics(rank_docs(run[q]), qrels[q])[metric] for q in qids] for run in fused])
-    order = np.random.default_rng(seed).permutation(len(qids))
-    fold_of = np.empty(len(qids), dtype=int)
-    for f, idx in enumerate(np.array_split(order, n_folds)):
-        fold_of[idx] = f
-    fold_weights: list[float] = []
-    cv_run: dict[str, dict[str, float]] = {}
-    for f in range(n_folds):
-        train = fold_of != f
-        best = int(np.argmax(scores[:, train].mean(axis=1)))  # first max wins ties
-        fold_weights.append(grid[best])
-        for i in np.flatnonzero(~train):
-            cv_run[qids[i]] = fused[best][qids[i]]
-    means = scores.mean(axis=1)
-    return FusionChoice(
-        weight=grid[int(np.argmax(means))],
-        fold_weights=fold_weights,
-        folds=n_folds,
-        seed=seed,
-        metric=metric,
-        cv_run={q: cv_run[q] for q in qids},
-        per_weight_mean={w: float(m) for w, m in zip(grid, means, strict=True)},
-        query_folds={q: int(fold_of[i]) for i, q in enumerate(qids)},
-    )
+# The documented prior, served when no evaluation with non-lexical evidence chose otherwise (docs/benchmarks.md):
+# min-max fusion with dense weight 0.7, the weight the project used before cross-validation was available.
+PRIOR = FusionChoice("minmax", weight=0.7, evidence="prior")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ragindex.evaluation.fusion import FusionChoice
 from ragindex.evaluation.metrics import METRICS
 from ragindex.evaluation.runner import MODES, EvaluationResult
 
@@ -26,10 +27,19 @@ def markdown_report(result: EvaluationResult, index: dict) -> str:
             f"Index `{index.get('table')}` version {index.get('version')} (tag `{index.get('tag')}`), "
             f"{result.n_queries} scored queries.\n\n{metrics_table(result)}\n\n"
             f"ANN recall@10 against exact search: **{result.ann_recall_at_10:.4f}**\n\n"
-            f"Hybrid: {fusion['method']}; the dense weight was chosen by {fusion['folds']}-fold cross-validation "
-            f"(seed {fusion['seed']}, fold weights {fusion['fold_weights']}); every reported query was fused "
-            f"with a weight tuned on other queries. Weight chosen on all queries for serving: {fusion['weight']}.\n\n"
+            f"{fusion_paragraph(fusion)}\n\n"
             f"## Data problems\n{problems}\n")
+
+
+def fusion_paragraph(fusion: FusionChoice) -> str:
+    """What hybrid serves, why, and the cross-validated score of every candidate family with its interval."""
+    scores = ", ".join(f"{name} {v['mean']:.4f} [{v['ci_low']:.4f}, {v['ci_high']:.4f}]"
+                       for name, v in fusion.cv_scores.items())
+    folds = fusion.details.get("fold_choices")
+    return (f"Hybrid serves **{fusion.label}** (evidence: {fusion.evidence}; a fusion must beat the best single "
+            f"mode by more than {fusion.margin} {fusion.metric} in cross-validation). Cross-validated "
+            f"{fusion.metric} per family, 95% interval: {scores or 'none'}."
+            + (f" Choice per outer fold: {', '.join(folds)}." if folds else ""))
 
 
 def plot_per_query(result: EvaluationResult, path: Path) -> Path:

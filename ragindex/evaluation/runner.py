@@ -5,12 +5,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 
 from ragindex.config import SEARCH_MODES
+from ragindex.datasets.generators import LEXICAL_GENERATORS
 from ragindex.evaluation.beir import EvalSet
-from ragindex.evaluation.fusion import choose_fusion_weight
+from ragindex.evaluation.fusion import FusionChoice
+from ragindex.evaluation.fusion_cv import choose_fusion
 from ragindex.evaluation.latency import percentiles_ms
 from ragindex.evaluation.metrics import (
     METRICS,
@@ -28,7 +31,7 @@ Progress = Callable[[str], None]
 
 @dataclass
 class EvaluationResult:
-    """Everything the report, the gate and MLflow need: means, per-query scores, runs, fusion choice."""
+    """Everything the report, the gate and MLflow need: means, per-query scores, runs, the fusion to serve."""
 
     dataset: str
     n_queries: int
@@ -37,7 +40,7 @@ class EvaluationResult:
     runs: dict[str, dict[str, dict[str, float]]]  # mode -> query -> doc -> score
     ann_recall_at_10: float
     latency_ms: dict[str, dict[str, float]]
-    fusion: dict
+    fusion: FusionChoice
     problems: list[str] = field(default_factory=list)
 
     def as_json(self, mlflow_run_id: str | None, index: dict) -> dict:
@@ -48,7 +51,7 @@ class EvaluationResult:
             "confidence": confidence_intervals(self.per_query),
             "ann_recall@10": self.ann_recall_at_10,
             "latency_ms": self.latency_ms,
-            "fusion": self.fusion,
+            "fusion": self.fusion.as_dict(),
             "mlflow_run_id": mlflow_run_id,
             "index": index,
             "problems": self.problems,
@@ -69,10 +72,25 @@ def confidence_intervals(per_query: dict[str, dict[str, dict[str, float]]], seed
     return out
 
 
+def fusion_evidence(evalset: EvalSet) -> tuple[set[str], str]:
+    """(lexical query ids, what the other queries are): generated heading/cloze queries reuse the chunk's own
+    words, so they may measure fusion but never choose it."""
+    lexical = {q for q, g in evalset.generators.items() if g in LEXICAL_GENERATORS}
+    others: dict[str, int] = {}
+    for qid in evalset.scored_query_ids:
+        if qid not in lexical:
+            name = evalset.generators.get(qid, "judged qrels")
+            others[name] = others.get(name, 0) + 1
+    return lexical, ", ".join(f"{name} ({n} queries)" for name, n in sorted(others.items())) or "none"
+
+
 def evaluate(retriever: Retriever, evalset: EvalSet, dataset: str, depth: int = 100, folds: int = 5,
-             seed: int = 0, progress: Progress | None = None) -> EvaluationResult:
-    """Dense (ANN as served), dense_exact (brute-force cosine), fts (BM25) and hybrid (weighted fusion whose
-    weight is chosen by k-fold cross-validation: each query is scored with a weight tuned on other queries)."""
+             seed: int = 0, progress: Progress | None = None, unit: Literal["doc", "chunk"] = "doc"
+             ) -> EvaluationResult:
+    """Dense (ANN as served), dense_exact (brute-force cosine), fts (BM25) and hybrid as served: the fusion
+    (method and parameter, or a single mode when no fusion beats it by search.fusion_margin) is chosen by
+    nested cross-validation, so every query is scored with a choice made without it. `unit` is what the
+    qrels judge: documents (a document scores as its best chunk) or chunks."""
     qids = evalset.scored_query_ids
     runs: dict[str, dict[str, dict[str, float]]] = {m: {} for m in ("dense", "dense_exact", "fts")}
     seconds: dict[str, list[float]] = {m: [] for m in MODES}
@@ -87,7 +105,8 @@ def evaluate(retriever: Retriever, evalset: EvalSet, dataset: str, depth: int = 
             start = time.perf_counter()
             hits[mode] = retriever.search(text, mode, depth, vector=vector)
             seconds[mode].append(time.perf_counter() - start + (embed_s if mode != "fts" else 0.0))
-            runs[mode][qid] = doc_scores_from_chunks((h.doc_id, h.score) for h in hits[mode])
+            ids = ((h.doc_id if unit == "doc" else h.chunk_id, h.score) for h in hits[mode])
+            runs[mode][qid] = doc_scores_from_chunks(ids)
         start = time.perf_counter()
         retriever.search(text, "hybrid", 10, vector=vector)  # the served hybrid path, for its latency
         seconds["hybrid"].append(time.perf_counter() - start + embed_s)
@@ -96,8 +115,10 @@ def evaluate(retriever: Retriever, evalset: EvalSet, dataset: str, depth: int = 
         if progress and (i + 1) % 25 == 0:
             progress(f"evaluated {i + 1}/{len(qids)} queries")
     qrels = {q: evalset.qrels[q] for q in qids}
-    choice = choose_fusion_weight(runs["dense"], runs["fts"], qrels, folds=folds, seed=seed)
-    runs["hybrid"] = choice.cv_run
+    lexical, evidence = fusion_evidence(evalset)
+    selection = choose_fusion(runs["dense"], runs["fts"], qrels, margin=retriever.config.fusion_margin, folds=folds,
+                              seed=seed, lexical=lexical, evidence=evidence)
+    runs["hybrid"] = selection.cv_run
     per_query = {mode: per_query_metrics(run, qrels) for mode, run in runs.items()}
     return EvaluationResult(
         dataset=dataset,
@@ -107,8 +128,6 @@ def evaluate(retriever: Retriever, evalset: EvalSet, dataset: str, depth: int = 
         runs={mode: runs[mode] for mode in MODES},
         ann_recall_at_10=float(np.mean(ann_recalls)) if ann_recalls else 1.0,
         latency_ms={mode: percentiles_ms(s) for mode, s in seconds.items() if s},
-        fusion={"method": "weighted (min-max normalised)", "weight": choice.weight, "folds": choice.folds,
-                "seed": choice.seed, "fold_weights": choice.fold_weights, "metric": choice.metric,
-                "served_weight_before": retriever.hybrid_weight},
+        fusion=selection.choice,
         problems=list(evalset.problems),
     )

@@ -10,8 +10,10 @@ from typing import Any
 
 import numpy as np
 
+from ragindex.context import widen
 from ragindex.datasets.generators import chunk_body, collapse, content_terms, idf, normalize_query, sentence_spans
 from ragindex.llm.client import LLMClient
+from ragindex.search import Retriever
 
 Embed = Callable[[list[str]], Any]  # texts -> array of shape (n, dim)
 _MARKER = re.compile(r"\[(\d+)\]")
@@ -51,11 +53,13 @@ class Citation:
     title: str
     heading_path: str
     text: str
+    source: str = ""  # where a reader finds it: path, with `p.N` for a PDF page, or the image
 
     @property
     def label(self) -> str:
         where = self.heading_path or self.title
-        return f"{self.doc_id} :: {where}" if where else self.doc_id
+        origin = self.source or self.doc_id
+        return f"{origin} :: {where}" if where else origin
 
 
 @dataclass(frozen=True)
@@ -94,7 +98,8 @@ def citations_for(hits: Sequence[Any], max_chars: int | None = None) -> list[Cit
         if max_chars is not None and len(text) > max_chars:
             text = text[:max_chars].rstrip() + " …"
         out.append(Citation(number, str(_field(hit, "chunk_id")), str(_field(hit, "doc_id")),
-                            str(_field(hit, "title") or ""), str(_field(hit, "heading_path") or ""), text))
+                            str(_field(hit, "title") or ""), str(_field(hit, "heading_path") or ""), text,
+                            str(_field(hit, "citation") or "")))
     return out
 
 
@@ -191,10 +196,19 @@ def llm_answer(question: str, hits: Sequence[Any], client: LLMClient, max_senten
 
 def answer_question(question: str, hits: Sequence[Any], client: LLMClient | None = None, max_sentences: int = 3,
                     embed: Embed | None = None) -> Answer:
-    """`ask`: through the endpoint when one is configured, otherwise extractive; the same citations either way."""
+    """Through the endpoint when one is configured, otherwise extractive; the same citations either way."""
     if client is None:
         return extractive_answer(question, hits, max_sentences, embed)
     return llm_answer(question, hits, client, max_sentences, embed=embed)
+
+
+def ask(retriever: Retriever, question: str, k: int = 5, client: LLMClient | None = None, mode: str = "hybrid",
+        max_sentences: int = 3, embed: Embed | None = None) -> Answer:
+    """`ask`: search capped at search.per_doc chunks of one document, each hit widened with the neighbouring
+    chunks of its section up to search.context_tokens, then an answer citing the widened passages."""
+    hits = retriever.search(question, mode, k)  # type: ignore[arg-type]
+    contexts = widen(retriever.table, hits, retriever.config.context_tokens)
+    return answer_question(question, contexts, client, max_sentences, embed)
 
 
 # -- judge metrics ----------------------------------------------------------------------------------------------

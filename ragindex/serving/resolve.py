@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ragindex.config import ProjectConfig
+from ragindex.evaluation.fusion import FusionChoice
 from ragindex.tracking import Tracker, registered_name
 
 
@@ -14,12 +15,7 @@ class ServingTarget:
     model: str
     tag: str | None
     origin: str  # "champion vN of <model>" or "config"
-    search: dict = field(default_factory=dict)  # the search settings the champion was registered with
-
-    @property
-    def hybrid_weight(self) -> float | None:
-        weight = self.search.get("hybrid_weight")
-        return float(weight) if isinstance(weight, int | float) else None
+    fusion: FusionChoice | None = None  # how the champion's hybrid ranks (None: the documented prior)
 
 
 def serving_target(project: ProjectConfig, tracker: Tracker, logical: str | None = None) -> ServingTarget:
@@ -38,5 +34,5 @@ def serving_target(project: ProjectConfig, tracker: Tracker, logical: str | None
     table = config.get("table", "")
     if table != logical and not table.startswith(f"{logical}-"):
         return fallback
-    return ServingTarget(table, config["model"], config.get("tag"), f"champion v{current.version} of {name}",
-                         config.get("search") or {})
+    fusion = FusionChoice.from_dict(config["fusion"]) if config.get("fusion") else None
+    return ServingTarget(table, config["model"], config.get("tag"), f"champion v{current.version} of {name}", fusion)

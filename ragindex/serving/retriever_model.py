@@ -1,7 +1,9 @@
 """MLflow models-from-code: a retriever that opens its LanceDB table at a pinned tag and answers queries.
 
-Input rows: {"query": str, "k": int (default 10), "mode": "dense"|"dense_exact"|"fts"|"hybrid" (default hybrid)}.
-Output: one list of ranked chunks (chunk_id, doc_id, heading_path, score, text) per input row.
+Input rows: {"query": str, "k": int (default 10), "mode": "dense"|"dense_exact"|"fts"|"hybrid" (default hybrid),
+"per_doc": int (default search.per_doc; 0 = no cap), "group_by": "chunk"|"doc" (default chunk)}.
+Output: one list of ranked chunks (chunk_id, doc_id, heading_path, score, text, citation, ...) or documents per row.
+Hybrid ranks with the fusion the build's evaluation chose (registered with the model).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ class RetrieverModel(PythonModel):
     def load_context(self, context) -> None:
         from ragindex.config import AnnConfig, IndexConfig, SearchConfig
         from ragindex.embedding import load_embedder
+        from ragindex.evaluation.fusion import FusionChoice
         from ragindex.index_store import IndexStore
         from ragindex.search import Retriever
         from ragindex.storage import connect
@@ -21,21 +24,23 @@ class RetrieverModel(PythonModel):
         cfg = context.model_config
         index = IndexConfig(uri=cfg["uri"], table=cfg["table"], fts_title_boost=cfg["fts_title_boost"],
                             ann=AnnConfig(**cfg["ann"]))
-        weight = cfg["search"].get("hybrid_weight")
-        search = SearchConfig(**{**cfg["search"], "hybrid_weight": "auto"})
+        search = SearchConfig(**cfg["search"])
+        fusion = FusionChoice.from_dict(cfg["fusion"]) if cfg.get("fusion") else None
         embedder = load_embedder(cfg["model"], cfg.get("batch_size", 64), "auto")
         if embedder.fingerprint.id != cfg["fingerprint"]:
             raise RuntimeError(f"model fingerprint {embedder.fingerprint.id} != indexed {cfg['fingerprint']}")
         store = IndexStore(connect(cfg["uri"]), index, cfg["table"])
-        self.retriever = Retriever(store, embedder, search, version=cfg["tag"], log_queries=True,
-                                   hybrid_weight=weight if isinstance(weight, int | float) else None)
+        self.retriever = Retriever(store, embedder, search, version=cfg["tag"], log_queries=True, fusion=fusion)
 
     def predict(self, context, model_input, params=None):
         rows = model_input.to_dict("records") if hasattr(model_input, "to_dict") else list(model_input)
         out = []
         for row in rows:
             k = int(row.get("k") or 10)
-            hits = self.retriever.search(str(row["query"]), row.get("mode") or "hybrid", k)
+            per_doc = row.get("per_doc")
+            hits = self.retriever.search(str(row["query"]), row.get("mode") or "hybrid", k,
+                                         per_doc=None if per_doc is None else int(per_doc),
+                                         group_by=row.get("group_by") or "chunk")
             out.append([h.as_dict() for h in hits])
         return out
 

@@ -1,11 +1,12 @@
-"""Tests for RRF, normalized fusion and cross-validated fusion-weight selection."""
+"""Tests for RRF, normalized fusion, the FusionChoice and its nested cross-validated selection with a floor."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from ragindex.evaluation.fusion import choose_fusion_weight, normalize, normalized_fusion, rrf
+from ragindex.evaluation.fusion import PRIOR, FusionChoice, normalize, normalized_fusion, rrf
+from ragindex.evaluation.fusion_cv import MIN_EVIDENCE, candidates, choose_fusion
 from ragindex.evaluation.metrics import per_query_metrics
 
 
@@ -39,53 +40,91 @@ def test_normalized_fusion_zscore_missing_gets_list_minimum() -> None:
         normalize({"x": 1.0}, norm="rank")  # type: ignore[arg-type]
 
 
-def _two_kinds_of_query(n_dense: int, n_sparse: int) -> tuple[dict, dict, dict]:
-    """Dense finds the relevant doc for 'dq*' queries, sparse for 'sq*' queries; never both."""
+def _fusion_wins(n: int) -> tuple[dict, dict, dict]:
+    """Each mode ranks its own junk first and the relevant doc second: only a fusion puts it first."""
     dense, sparse, qrels = {}, {}, {}
-    for i in range(n_dense + n_sparse):
-        q = f"dq{i}" if i < n_dense else f"sq{i}"
-        good, bad = f"{q}-a-rel", f"{q}-z-junk"  # equal fused scores rank the junk doc first
-        qrels[q] = {good: 1}
-        dense[q] = {good: 1.0, bad: 0.0} if i < n_dense else {good: 0.0, bad: 1.0}
-        sparse[q] = {good: 0.0, bad: 1.0} if i < n_dense else {good: 1.0, bad: 0.0}
+    for i in range(n):
+        q = f"q{i:02d}"
+        qrels[q] = {"rel": 1}
+        dense[q] = {f"dj{i}": 1.0, "rel": 0.9 - 0.001 * i, f"dk{i}": 0.1}
+        sparse[q] = {f"sj{i}": 12.0, "rel": 11.0, f"sk{i}": 1.0 + 0.01 * i}
     return dense, sparse, qrels
 
 
-def test_cv_weight_never_tuned_on_held_out_fold() -> None:
-    # Two queries, two folds: each fold holds one query and is tuned on the other, which prefers the
-    # opposite list. In-sample tuning would make both queries perfect; honest CV gets both wrong.
-    dense, sparse, qrels = _two_kinds_of_query(1, 1)
-    choice = choose_fusion_weight(dense, sparse, qrels, weights=[0.0, 1.0], folds=2, seed=0)
-    assert sorted(choice.fold_weights) == [0.0, 1.0]
-    by_fold = {q: choice.fold_weights[f] for q, f in choice.query_folds.items()}
-    assert by_fold == {"dq0": 0.0, "sq1": 1.0}  # each query got the weight its *other* query prefers
-    cv = per_query_metrics(choice.cv_run, qrels)
-    assert cv["dq0"]["mrr@10"] == 0.5 and cv["sq1"]["mrr@10"] == 0.5  # relevant doc ranked second
-    # per-weight means over all queries tie, so the serving weight is the first best (0.0)
-    half = 0.5 * (1 + 1 / np.log2(3))  # mean of nDCG 1 (rank 1) and 1/log2(3) (rank 2)
-    assert choice.per_weight_mean == pytest.approx({0.0: half, 1.0: half})
-    assert choice.weight == 0.0
+def _fusion_loses(n: int) -> tuple[dict, dict, dict]:
+    """Dense ranks the relevant doc first; full-text scores are junk that every fusion lets in above it."""
+    dense, sparse, qrels = {}, {}, {}
+    for i in range(n):
+        q = f"q{i:02d}"
+        qrels[q] = {"rel": 1}
+        dense[q] = {"rel": 0.80, **{f"d{j}": 0.79 - 0.01 * j for j in range(5)}}
+        sparse[q] = {f"s{j}": 20.0 - j for j in range(12)}
+    return dense, sparse, qrels
 
 
-def test_cv_run_uses_fold_weight_for_each_query() -> None:
-    dense, sparse, qrels = _two_kinds_of_query(14, 6)
-    choice = choose_fusion_weight(dense, sparse, qrels, folds=5, seed=3)
-    assert choice.folds == 5 and len(choice.fold_weights) == 5 and choice.seed == 3
-    assert sorted(choice.cv_run) == sorted(qrels)
-    assert set(choice.query_folds.values()) == set(range(5))
-    for q, f in choice.query_folds.items():
-        w = choice.fold_weights[f]
-        assert choice.cv_run[q] == pytest.approx(normalized_fusion(dense[q], sparse[q], w))
-    # dense is right for 14 of 20 queries -> any weight > 0.5 ranks by dense (at 0.5 the tie puts junk
-    # first for every query); 0.55 is the first grid weight above 0.5
-    assert choice.weight == pytest.approx(0.55)
-    assert len(choice.per_weight_mean) == 21
-    # same seed -> same folds
-    again = choose_fusion_weight(dense, sparse, qrels, folds=5, seed=3)
-    assert again.query_folds == choice.query_folds and again.fold_weights == choice.fold_weights
+def test_fusion_that_must_lose_serves_the_single_mode() -> None:
+    dense, sparse, qrels = _fusion_loses(30)
+    selection = choose_fusion(dense, sparse, qrels, margin=0.0, folds=5)
+    choice = selection.choice
+    assert choice.method == "dense" and choice.evidence == "judged qrels"
+    assert choice.cv_scores["dense"]["mean"] == 1.0 and choice.cv_scores["served"]["mean"] == 1.0
+    assert choice.cv_scores["rrf"]["mean"] < 1.0 and choice.cv_scores["fts"]["mean"] == 0.0
+    assert all(label == "dense" for label in choice.details["fold_choices"])
+    assert per_query_metrics(selection.cv_run, qrels)["q00"]["ndcg@10"] == 1.0
+    assert choice.fuse(dense["q00"], sparse["q00"]) == dense["q00"]
 
 
-def test_cv_needs_two_queries() -> None:
-    dense, sparse, qrels = _two_kinds_of_query(1, 0)
-    with pytest.raises(ValueError, match="folds"):
-        choose_fusion_weight(dense, sparse, qrels)
+def test_fusion_that_wins_is_served_unless_the_margin_forbids_it() -> None:
+    dense, sparse, qrels = _fusion_wins(30)
+    choice = choose_fusion(dense, sparse, qrels, folds=5).choice
+    assert choice.method in ("minmax", "zscore", "rrf")
+    assert choice.cv_scores["served"]["mean"] == 1.0
+    assert choice.cv_scores["dense"]["mean"] == pytest.approx(1 / np.log2(3))
+    assert choice.cv_scores["served"]["ci_low"] <= 1.0 <= choice.cv_scores["served"]["ci_high"]
+    strict = choose_fusion(dense, sparse, qrels, margin=1.0, folds=5).choice
+    assert strict.method in ("dense", "fts") and strict.margin == 1.0
+
+
+def test_each_query_is_scored_by_a_choice_made_without_it() -> None:
+    # half the queries need a fusion, half are hurt by it: the outer folds may disagree, and every query's
+    # hybrid run must be the fusion its fold's training queries chose
+    win_d, win_s, win_q = _fusion_wins(12)
+    lose_d, lose_s, lose_q = _fusion_loses(12)
+    rename = {f"q{i:02d}": f"l{i:02d}" for i in range(12)}
+    dense = {**win_d, **{rename[q]: v for q, v in lose_d.items()}}
+    sparse = {**win_s, **{rename[q]: v for q, v in lose_s.items()}}
+    qrels = {**win_q, **{rename[q]: v for q, v in lose_q.items()}}
+    selection = choose_fusion(dense, sparse, qrels, folds=4, seed=1)
+    labels = selection.choice.details["fold_choices"]
+    assert len(labels) == 4 and set(selection.query_folds.values()) == {0, 1, 2, 3}
+    by_label = {c.label: c for c in candidates()}
+    for q, fold in selection.query_folds.items():
+        assert selection.cv_run[q] == pytest.approx(by_label[labels[fold]].fuse(dense[q], sparse[q]))
+    again = choose_fusion(dense, sparse, qrels, folds=4, seed=1)
+    assert again.query_folds == selection.query_folds and again.choice == selection.choice
+
+
+def test_lexical_queries_never_move_the_prior() -> None:
+    dense, sparse, qrels = _fusion_loses(30)
+    selection = choose_fusion(dense, sparse, qrels, lexical=set(qrels))
+    choice = selection.choice
+    assert (choice.method, choice.weight) == (PRIOR.method, PRIOR.weight)
+    assert choice.evidence.startswith("prior: 0 non-lexical queries")
+    assert choice.details["lexical_preference"] == "dense"  # what the lexical queries alone would have served
+    assert selection.cv_run["q00"] == pytest.approx(PRIOR.fuse(dense["q00"], sparse["q00"]))
+    few = choose_fusion(dense, sparse, qrels, lexical=set(sorted(qrels)[MIN_EVIDENCE - 1:]))
+    assert few.choice.method == PRIOR.method  # MIN_EVIDENCE - 1 non-lexical queries are not enough
+    enough = choose_fusion(dense, sparse, qrels, lexical=set(sorted(qrels)[MIN_EVIDENCE:]), evidence="llm")
+    assert enough.choice.method == "dense" and enough.choice.evidence == "llm"
+
+
+def test_fusion_choice_round_trips_and_validates() -> None:
+    choice = FusionChoice("rrf", rrf_k=20, margin=0.01, evidence="judged qrels",
+                          cv_scores={"rrf": {"mean": 0.5, "ci_low": 0.4, "ci_high": 0.6, "n": 9}})
+    data = choice.as_dict()
+    assert data["label"] == "rrf k=20" and FusionChoice.from_dict(data) == choice
+    assert choice.fuse({"a": 1.0}, {"b": 1.0}) == pytest.approx(rrf([{"a": 1.0}, {"b": 1.0}], k=20))
+    with pytest.raises(ValueError, match="dense weight"):
+        FusionChoice("minmax")
+    with pytest.raises(ValueError, match="unknown fusion method"):
+        FusionChoice("max")  # type: ignore[arg-type]
