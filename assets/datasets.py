@@ -36,7 +36,12 @@ def rag_dataset(context: AssetExecutionContext, search_index: IndexBuild, projec
         return Output({"status": "unchanged", "folder": previous["folder"]},
                       metadata={"status": "unchanged", "folder": MetadataValue.path(previous["folder"])})
     table = lancedb.store(part.table).open(search_index.tag)
-    published, result = generate_and_publish(table, source, project.config.datasets, search_index.tag)
+    try:
+        published, result = generate_and_publish(table, source, project.config.datasets, search_index.tag)
+    except ValueError as error:  # every candidate question filtered out as uninformative: nothing to publish
+        status = f"nothing published: {error}"
+        context.log.warning(status)
+        return Output({"status": status, "folder": None}, metadata={"status": status})
     if search_index.mlflow_run_id:
         mlflow.tracker.log_files(search_index.mlflow_run_id, [published.folder / "README.md",
                                                               published.folder / "dataset.json"], "dataset")

@@ -42,7 +42,7 @@ class RankingSet:
 
 
 def _table(uri: Path, name: str, build) -> IndexStore:
-    store = IndexStore(IndexConfig(uri=str(uri)), name)
+    store = IndexStore.at(IndexConfig(uri=str(uri)), name)
     if not store.exists():
         build(store)
     return store

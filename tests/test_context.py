@@ -32,7 +32,7 @@ def store(embedder, tmp_path_factory) -> IndexStore:
     chunker = make_chunker(ChunkerConfig(max_tokens=48, overlap_tokens=12), embedder)
     docs = [_doc("log.md", f"# Keeper\n\n## Stores log\n\n{LOG}\n\n## Lamp\n\n{FUEL}"),
             _doc("other.md", f"# Other\n\n{LOG}")]
-    store = IndexStore(IndexConfig(uri=str(tmp_path_factory.mktemp("lancedb"))))
+    store = IndexStore.at(IndexConfig(uri=str(tmp_path_factory.mktemp("lancedb"))))
     return write_chunks(store, document_chunks(docs, chunker), embedder)
 
 

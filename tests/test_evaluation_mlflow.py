@@ -79,7 +79,9 @@ def test_metrics_json_shape_and_floors(evaluated):
     assert payload["ann_recall@10"] == 1.0  # a small table is searched exactly
     assert payload["modes"]["dense"] == payload["modes"]["dense_exact"]
     assert payload["modes"]["dense_exact"]["ndcg@10"] > 0.6
-    assert payload["fusion"]["folds"] == 5 and len(payload["fusion"]["fold_weights"]) == 5
+    fusion = payload["fusion"]
+    assert fusion["details"]["folds"] == 5 and len(fusion["details"]["fold_choices"]) == 5
+    assert fusion["method"] in ("dense", "fts", "minmax", "zscore", "rrf") and fusion["evidence"]
     assert set(payload["per_query"]["hybrid"]) == set(payload["per_query"]["dense"])
 
 

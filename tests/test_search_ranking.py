@@ -54,7 +54,7 @@ def store(embedder, tmp_path_factory) -> IndexStore:
     chunks = document_chunks(_corpus(), chunker)
     assert Counter(c["doc_id"] for c in chunks)["manual.md"] == len(STEPS)
     config = IndexConfig(uri=str(tmp_path_factory.mktemp("lancedb")), fts_title_boost=2.0)
-    return write_chunks(IndexStore(config), chunks, embedder)
+    return write_chunks(IndexStore.at(config), chunks, embedder)
 
 
 def test_the_corpus_reproduces_the_title_flood_of_a_boosted_multi_field_match(store) -> None:

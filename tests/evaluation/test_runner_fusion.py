@@ -30,7 +30,7 @@ QUERIES = {"q-tides": ("when are tides strongest", "tides.md"), "q-lamp": ("what
 def retriever(embedder, tmp_path_factory) -> Retriever:
     docs = [Document(d, "coast", t, sha256_hex(t), d, d, len(t), 0.0, "text") for d, t in TOPICS.items()]
     chunks = document_chunks(docs, make_chunker(ChunkerConfig(), embedder))
-    store = IndexStore(IndexConfig(uri=str(tmp_path_factory.mktemp("lancedb"))))
+    store = IndexStore.at(IndexConfig(uri=str(tmp_path_factory.mktemp("lancedb"))))
     return Retriever(write_chunks(store, chunks, embedder), embedder)
 
 
