@@ -84,8 +84,14 @@ def dataset_evaluation(context: AssetExecutionContext, rag_dataset: dict, search
                          embedder.embedder, embedder.fingerprint(), context.run.run_id,
                          Progress(context.log, "embedding the evaluation corpus"))
     out = DataLayout.current().evaluation(store.name, build.tag)
-    result, payload, files = measure(store, build.tag, embedder.embedder(), source.resolved_path(), out,
-                                     config.search, config.evaluation, search_index.mlflow_run_id, context.log.info)
+    try:
+        result, payload, files = measure(store, build.tag, embedder.embedder(), source.resolved_path(), out,
+                                         config.search, config.evaluation, search_index.mlflow_run_id,
+                                         context.log.info)
+    except ValueError as error:  # too few questions to cross-validate: reported, never a failed build
+        outcome.status = f"not measured: {error}"
+        context.log.warning(outcome.status)
+        return Output(outcome, metadata={"status": outcome.status})
     data = write_metrics(folder, result.per_query, result.runs, load_rows(folder), seed=config.evaluation.seed)
     payload["by_generator"] = data["summary"]
     outcome.status, outcome.payload, outcome.folder = "measured", payload, str(out)

@@ -168,12 +168,18 @@ def retriever_for(args: argparse.Namespace, log_queries: bool = True):
 
 def cmd_search(args: argparse.Namespace) -> int:
     filters = _parse_filters(args.filter)
-    hits = retriever_for(args).search(args.query, args.mode, args.k, filters, per_doc=args.per_doc,
-                                      group_by=args.group_by)
+    retriever = retriever_for(args)
+    if args.modality == "text":
+        hits = retriever.search(args.query, args.mode, args.k, filters, per_doc=args.per_doc, group_by=args.group_by)
+    else:
+        hits = _image_search(args, retriever, filters)
     if args.json:
         print(json.dumps([h.as_dict() for h in hits], indent=2, ensure_ascii=False))
         return 0
     for rank, hit in enumerate(hits, start=1):
+        if hit.kind == "image" and not hasattr(hit, "chunk_id"):  # an image of the image table
+            print(f"{rank:2d}. [{hit.score:.3f}] {hit.image_path} (image, in {hit.doc_id}) :: {hit.caption}")
+            continue
         if args.group_by == "doc":
             print(f"{rank:2d}. [{hit.score:.3f}] {hit.doc_id} :: {hit.title}")
             for chunk in hit.chunks:
@@ -186,6 +192,23 @@ def cmd_search(args: argparse.Namespace) -> int:
     if not hits:
         print("no results")
     return 0
+
+
+def _image_search(args: argparse.Namespace, retriever, filters: dict[str, str]) -> list:
+    """--modality image: the image table through the image model's text tower; all: fused with the text ranking."""
+    from ragindex.vision.search import fuse_modalities, search_images
+    from ragindex.vision.store import ImageStore
+
+    project, resources = _engines(args)
+    model = resources["embedder"].image_embedder()
+    if model is None:
+        raise ConfigError("--modality image|all needs embedder.image_model (a local CLIP or SigLIP model directory)")
+    images = search_images(ImageStore(project.index, retriever.store.name), model, args.query, args.k,
+                           filters.get("source"))
+    if args.modality == "image":
+        return images
+    return fuse_modalities(retriever.search(args.query, args.mode, args.k, filters, per_doc=args.per_doc), images,
+                           args.k)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -254,6 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--version", help="a table version number or tag to search")
     search.add_argument("--per-doc", type=int, default=None, metavar="N",
                         help="at most N chunks of one document (default: search.per_doc; 0 = no cap)")
+    search.add_argument("--modality", choices=["text", "image", "all"], default="text",
+                        help="image: images by their pixels (needs embedder.image_model); all: both, fused")
     search.add_argument("--group-by", choices=["chunk", "doc"], default="chunk",
                         help="doc: rank documents by their best chunk, each with its best chunks")
     search.add_argument("--json", action="store_true", help="machine-readable output")

@@ -8,7 +8,7 @@ from dagster import Definitions, load_asset_checks_from_modules, load_assets_fro
 
 from ragindex.config import load_config
 from ragindex.paths import default_config_path
-from ragindex_app.assets import chunk, datasets, drift, embed, evaluate, index, ingest, quality
+from ragindex_app.assets import chunk, datasets, drift, embed, evaluate, images, index, ingest, quality
 from ragindex_app.pipelines.drift_sensor import DRIFT_SENSORS
 from ragindex_app.pipelines.jobs import index_job
 from ragindex_app.pipelines.resources import build_resources
@@ -21,8 +21,8 @@ def build_definitions(config_path: str | Path | None = None) -> Definitions:
     multiprocess executor (a process per step; only steps that embed load the model); the CLI runs in-process."""
     config = load_config(Path(config_path or default_config_path()).resolve())
     return Definitions(
-        assets=load_assets_from_modules([ingest, chunk, embed, index, evaluate, datasets, drift]),
-        asset_checks=load_asset_checks_from_modules([quality, drift]),
+        assets=load_assets_from_modules([ingest, chunk, embed, index, images, evaluate, datasets, drift]),
+        asset_checks=load_asset_checks_from_modules([quality, images, drift]),
         jobs=[index_job],
         schedules=[verify_schedule],
         sensors=[source_change_sensor, *DRIFT_SENSORS],

@@ -16,6 +16,7 @@ class EmbedderResource(ConfigurableResource):
     device: str = "auto"
     precision: str = "auto"
     model_cache: str  # weights hashes and exported graphs (DataLayout.model_cache)
+    image_model: str | None = None  # a local CLIPModel / SiglipModel directory: images also get pixel vectors
 
     _embedder: Embedder | None = PrivateAttr(default=None)
 
@@ -33,6 +34,14 @@ class EmbedderResource(ConfigurableResource):
 
     def dimension(self) -> int:
         return self.embedder().dimension
+
+    def image_embedder(self):
+        """The image-text model (CLIP / SigLIP), loaded once per process; None when none is configured."""
+        if not self.image_model:
+            return None
+        from ragindex.vision.embedder import load_image_embedder
+
+        return load_image_embedder(self.image_model, self.batch_size, self.device)
 
     def chunker(self, config: ChunkerConfig) -> Chunker:
         return make_chunker(config, self.embedder())
