@@ -74,7 +74,8 @@ def _print_summary(summary: dict) -> None:
             print(f"  model: {fp['name']} dim {fp['dimension']} max_len {fp['max_length']} {fp['pooling']} pooling, "
                   f"fingerprint {fp['id']}, precision {summary['precision']}")
         print(f"  table: {summary['table']}, version {summary['version']}, tag {summary['tag']}")
-    print("  steps: " + ", ".join(f"{s['step']} {s['seconds']:.1f}s" for s in summary["steps"]))
+    for step in summary["steps"]:  # one line per stage (assets and their checks), in the order they finished
+        print(f"  {step['seconds']:6.1f} s  {step['step']}")
     print(f"  time: {summary['seconds']} s (Dagster run {summary['dagster_run_id']})")
 
 

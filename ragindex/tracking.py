@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import subprocess
 import tempfile
 import warnings
@@ -66,6 +67,8 @@ class Tracker:
             import mlflow
 
             warnings.filterwarnings("ignore", module=r"mlflow\..*")
+            for name in ("mlflow", "alembic"):  # schema creation and migrations log at INFO on every new store
+                logging.getLogger(name).setLevel(logging.WARNING)
             if self.tracking_uri.startswith("sqlite:///"):
                 Path(self.tracking_uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
             self._client = mlflow.MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
