@@ -9,12 +9,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ragindex.config import ChunkerConfig
-from ragindex.documents import Document, sha256_hex
+from ragindex.documents import HEADING_SEPARATOR, Document, sha256_hex
 from ragindex.images import image_refs, resolve_ref
 from ragindex.sources.pdf import PAGE_BREAK
 
 CHUNKER_VERSION = 2  # 2: PDF pages, image chunks (kind, page, image_path)
-HEADING_SEPARATOR = " > "
 _MD_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 _FENCE = re.compile(r"^\s*(```|~~~)")
 _RST_UNDERLINE = re.compile(r"^([=\-~^\"'`#*+:.])\1{2,}\s*$")

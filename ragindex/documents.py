@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+HEADING_SEPARATOR = " > "  # between the headings of a chunk's heading path
+
 
 def sha256_hex(data: bytes | str) -> str:
     if isinstance(data, str):

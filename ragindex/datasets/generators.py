@@ -12,9 +12,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from ragindex.datasets.rows import DatasetRow
+from ragindex.documents import HEADING_SEPARATOR
 from ragindex.evaluation.beir import EvalSet
 
-HEADING_SEPARATOR = " > "  # as ragindex.chunking.HEADING_SEPARATOR (not imported: it pulls in the config stack)
 CHUNK_COLUMNS: tuple[str, ...] = ("chunk_id", "doc_id", "source", "text", "heading_path", "title", "position",
                                   "chunker_hash", "fingerprint")
 GRADE_OWN = 2  # heading: chunks of the heading's own section
