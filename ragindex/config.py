@@ -64,6 +64,9 @@ class EmbedderConfig(_Strict):
     model: str = "all-MiniLM-L6-v2"
     batch_size: int = Field(default=64, gt=0)
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    # auto: bf16 where the CPU has native bf16 (or on CUDA) and a load-time probe agrees with fp32, else fp32;
+    # int8 (ONNX Runtime, own fingerprint) only when asked for. See ragindex/embedding_runtime.py.
+    precision: Literal["auto", "fp32", "bf16", "int8"] = "auto"
 
 
 class AnnConfig(_Strict):
