@@ -78,6 +78,7 @@ def main() -> None:
     parser.add_argument("--dataset", type=Path, default=DATASET)
     parser.add_argument("--ann-rows", type=int, default=0, help="also measure a synthetic table of this many rows")
     parser.add_argument("--precision", default="auto")
+    parser.add_argument("--vectors-cache", type=Path, help="an .npy of the corpus vectors to reuse (written if absent)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
@@ -87,7 +88,12 @@ def main() -> None:
     ids, texts = load_corpus(args.dataset)
     queries = list(load_beir(args.dataset).queries.values())
     start = time.perf_counter()
-    vectors = embedder.embed(texts)
+    if args.vectors_cache and args.vectors_cache.is_file():
+        vectors = np.load(args.vectors_cache)
+    else:
+        vectors = embedder.embed(texts)
+        if args.vectors_cache:
+            np.save(args.vectors_cache, vectors)
     corpus_s = time.perf_counter() - start
     store = build_table(work / "lancedb", ids, texts, vectors, embedder.fingerprint.id, ann_min_rows=len(ids) + 1)
     retriever = Retriever(store, embedder, SearchConfig(hybrid_weight=0.7))
