@@ -6,6 +6,10 @@ embedder offers, and int8's retrieval loss (nDCG@10, dense exact) on MS MARCO 5k
 
 Each configuration embeds the same passages; tokens are model tokens with special tokens. The fp32 line runs
 the backend the embedder's load-time race chose (its race timings of torch and ONNX Runtime are printed too).
+An AVX2-only CPU is approximated on an AVX-512 one by limiting torch's kernels (ONNX Runtime has no such switch):
+
+    ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 ONEDNN_MAX_CPU_ISA=AVX2 \
+        .venv/bin/python benchmarks/bench_embed.py --json --precisions fp32
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ from ragindex.embedding import Embedder  # noqa: E402
 from ragindex.embedding_runtime import cpu_flags  # noqa: E402
 from ragindex.evaluation.beir import load_beir  # noqa: E402
 from ragindex.evaluation.metrics import mean_metrics, per_query_metrics  # noqa: E402
+
+ISA_LIMITS = ("ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS", "ONEDNN_MAX_CPU_ISA")
 
 
 def timed(fn) -> tuple[np.ndarray, float]:
@@ -68,6 +74,8 @@ def main() -> None:
     reference, st_s = timed(lambda: st.encode(texts, batch_size=64))
     tokens = sum(Embedder().count_tokens(texts))
     result = {"cpu": cpu_model(), "torch_threads": torch.get_num_threads(), "passages": len(texts),
+              "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+              "isa_limits": {k: os.environ[k] for k in ISA_LIMITS if k in os.environ},
               "tokens": tokens, "cpu_flags": sorted(cpu_flags() & {"avx2", "avx512f", "avx512_bf16", "amx_bf16"}),
               "sentence_transformers_tokens_per_s": round(tokens / st_s), "configs": {}}
     embedders = {}
