@@ -17,6 +17,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -92,8 +93,7 @@ def torch_runner(model: PooledModel, device: str, autocast: torch.dtype | None, 
         if threads:
             torch.set_num_threads(threads)
         try:
-            with torch.inference_mode(), torch.autocast(device, dtype=autocast or torch.float32,
-                                                        enabled=autocast is not None):
+            with torch.inference_mode(), torch.autocast(device, dtype=autocast) if autocast else nullcontext():
                 ids, attention = torch.from_numpy(input_ids).to(device), torch.from_numpy(mask).to(device)
                 return model(ids, attention).float().cpu().numpy()
         finally:
@@ -104,6 +104,7 @@ def torch_runner(model: PooledModel, device: str, autocast: torch.dtype | None, 
 
 
 def onnx_runner(path: Path, threads: int) -> Runner:
+    """An ONNX Runtime CPU session on `threads` threads (1 for queries: nothing to wait for between threads)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
