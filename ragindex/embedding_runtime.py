@@ -1,12 +1,12 @@
 """The loaded model: precision and backend chosen at load time from the hardware and a probe.
 
-Precision (`embedder.precision`): `auto` takes bf16 (torch autocast) only where the CPU has native bf16
+Precision (`embedder.precision`): `auto` considers bf16 (torch autocast) only where the CPU has native bf16
 (avx512_bf16 or amx_bf16 in /proc/cpuinfo) or on CUDA (bf16 where supported, else fp16), and keeps it only if a
 probe batch embeds within FINGERPRINT_MIN_COSINE of fp32; everywhere else fp32. int8 (ONNX Runtime dynamic
-quantization) is used only when asked for. For fp32 on a CPU the bulk backend is the faster, timed at load, of
-torch eager and ONNX Runtime (the model exported once with torch.onnx into `onnx_dir`). Queries (a few texts)
-run fp32 on a single-thread ONNX Runtime session: a short query is bound by reading the weights, where one
-thread does not wait on another.
+quantization) is used only when asked for. On a CPU the bulk runner is the fastest, timed at load on one batch,
+of torch eager fp32, ONNX Runtime fp32 (the model exported once with torch.onnx into `onnx_dir`) and, where
+allowed, torch bf16. Queries (a few texts) run fp32 on a single-thread ONNX Runtime session: a short query is
+bound by reading the weights, where one thread does not wait on another.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import time
 import warnings
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 
@@ -188,6 +188,7 @@ class Runtime:
     timings: dict[str, float] = field(default_factory=dict)  # the load-time race of the fp32 backends
 
     def info(self) -> dict:
+        """What to record with a build (MLflow params, table metadata)."""
         return {"device": self.device, "precision": self.precision, "backend": self.backend,
                 "query_backend": self.query_backend, "probe_min_cosine": round(self.probe_min_cosine, 7),
                 "cpu_flags": sorted(self.flags & set(REPORTED_FLAGS)),
@@ -246,7 +247,8 @@ def load_runtime(model_dir: Path, fingerprint: ModelFingerprint, device: str, pr
         return Runtime(device, candidate if low else "fp32", "torch", "torch", run, run, low_cosine, flags)
 
     cache_dir = onnx_dir or Path(_process_tmp().name)
-    onnx_path = export_onnx(model, cache_dir / f"{fingerprint.id}-fp32.onnx")
+    fp32_id = replace(fingerprint, quantization="none").id  # the exported graph is the fp32 model's
+    onnx_path = export_onnx(model, cache_dir / f"{fp32_id}-fp32.onnx")
     threads = torch.get_num_threads()
     if candidate == "int8":
         int8_path = quantize_int8(onnx_path, cache_dir / f"{fingerprint.id}-int8.onnx")
@@ -260,16 +262,15 @@ def load_runtime(model_dir: Path, fingerprint: ModelFingerprint, device: str, pr
     else:
         log.warning("ONNX export differs from torch (min cosine %.7f): embedding with torch", onnx_cosine)
         onnx_bulk, query, query_backend = None, torch_runner(model, device, None, threads=1), "torch"
-    if low:
-        return Runtime(device, candidate, "torch", query_backend, low, query, low_cosine, flags)
-    if not onnx_bulk:
-        return Runtime(device, "fp32", "torch", query_backend, fp32, query, 1.0, flags)
-    timings = fastest({"torch": fp32, "onnxruntime": onnx_bulk},
-                      probe_batch(model_dir, fingerprint.max_length, rows=8, width=128))
-    if next(iter(timings)) == "onnxruntime":
-        return Runtime(device, "fp32", "onnxruntime", query_backend, onnx_bulk, query, onnx_cosine, flags, timings)
-    return Runtime(device, "fp32", "torch", query_backend, fp32, query, 1.0, flags, timings)
-
+    # the race: torch fp32, ONNX Runtime fp32 (if its export is right) and bf16 (if native and within tolerance)
+    contenders = {"torch": ("fp32", fp32, 1.0), "onnxruntime": ("fp32", onnx_bulk, onnx_cosine),
+                  "torch-bf16": (candidate, low, low_cosine)}
+    contenders = {name: entry for name, entry in contenders.items() if entry[1] is not None}
+    timings = fastest({name: entry[1] for name, entry in contenders.items()},
+                      probe_batch(model_dir, fingerprint.max_length, rows=8, width=128)) if len(contenders) > 1 else {}
+    winner = next(iter(timings), "torch")
+    chosen_precision, bulk, cosine = contenders[winner]
+    return Runtime(device, chosen_precision, winner.split("-")[0], query_backend, bulk, query, cosine, flags, timings)
 
 @cache
 def _process_tmp() -> tempfile.TemporaryDirectory:
