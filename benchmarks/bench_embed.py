@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -96,6 +97,8 @@ def main() -> None:
         result["configs"][precision] = {
             **embedder.runtime_info(), "tokens_per_s": round(tokens / best[precision]),
             "ratio_vs_sentence_transformers": round(best["sentence_transformers"] / best[precision], 2),
+            "ratio_of_medians": round(statistics.median(seconds["sentence_transformers"])
+                                      / statistics.median(seconds[precision]), 2),
             "min_cosine_vs_sentence_transformers": round(float((outputs[precision] * reference).sum(1).min()), 6)}
     chosen = result["configs"][args.precisions.split(",")[0]]
     result.update(precision=chosen["precision"], backend=chosen["backend"],
