@@ -177,6 +177,12 @@ class Embedder:
         return self._runtime is not None
 
     @property
+    def device(self) -> str:
+        """cpu | cuda once the model is loaded; before that the configured value (auto, cpu, cuda), so asking
+        never loads torch."""
+        return self._runtime.device if self._runtime else self.requested_device
+
+    @property
     def precision(self) -> str | None:
         """fp32 | bf16 | fp16 | int8 of bulk embedding, once the model is loaded (None: nothing embedded yet)."""
         return self._runtime.precision if self._runtime else None

@@ -77,10 +77,10 @@ def test_embedder_fp32_loads_and_reports(tmp_path):
     from ragindex.embedding import Embedder
 
     embedder = Embedder(precision="fp32", onnx_dir=tmp_path)
-    assert embedder.precision is None and embedder.backend is None  # nothing loaded yet
+    assert (embedder.precision, embedder.backend, embedder.device) == (None, None, "auto")  # nothing loaded yet
     vectors = embedder.embed(["a query", "another query"] * 4)
     info = embedder.runtime_info()
-    assert (embedder.precision, info["query_backend"]) == ("fp32", "onnxruntime")
+    assert (embedder.precision, embedder.device, info["query_backend"]) == ("fp32", "cpu", "onnxruntime")
     assert set(info["backend_timings_s"]) == {"torch", "onnxruntime"}
     assert embedder.backend == next(iter(info["backend_timings_s"]))  # the faster one
     assert sorted(p.name for p in tmp_path.iterdir()) == [f"{embedder.fingerprint.id}-fp32.onnx"]
