@@ -25,5 +25,6 @@ def embeddings(context: AssetExecutionContext, chunks: ChunksResult, embedder: E
         "texts_per_second": round(rate, 1),
         "model_fingerprint": MetadataValue.json(result.fingerprint),
         "precision": result.precision or "not loaded",
+        "runtime": MetadataValue.json(result.runtime),
         "seconds": round(result.seconds, 2),
     })

@@ -39,7 +39,8 @@ def track_build(context: AssetExecutionContext, build: IndexBuild, store: IndexS
     """The build's MLflow run: model, chunker and index parameters, LanceDB identity, the chunk table as input."""
     index = store.config
     params = {**{f"model.{k}": v for k, v in embeddings.fingerprint.items()},
-              "model.precision": embeddings.precision or "n/a",
+              **{f"model.runtime.{k}": v for k, v in embeddings.runtime.items()},
+              "model.precision": embeddings.precision or "not loaded (nothing embedded)",
               **{f"chunker.{k}": v for k, v in project.config.chunker.model_dump().items()},
               "index.fts": index.fts, "index.fts_title_boost": index.fts_title_boost,
               **{f"index.ann.{k}": v for k, v in index.ann.model_dump().items()},

@@ -71,7 +71,7 @@ def cmd_drift(args: argparse.Namespace) -> int:
     from ragindex.drift.samples import as_unit
     from ragindex.drift.sides import load_side
     from ragindex.drift.two_sample import detect_drift
-    from ragindex.embedding import load_embedder
+    from ragindex.embedding import configured_embedder
     from ragindex.index_store import IndexStore
     from ragindex.paths import DataLayout
     from ragindex.storage import connect
@@ -87,7 +87,7 @@ def cmd_drift(args: argparse.Namespace) -> int:
         raise ConfigError(f"--alpha must be in (0, 1), got {alpha}")
 
     def embedder():
-        return load_embedder(project.embedder.model, project.embedder.batch_size, project.embedder.device)
+        return configured_embedder(project.embedder)
 
     quiet = None if args.json else _progress
     by_document = unit == "document"
@@ -161,10 +161,10 @@ def print_decision(payload: dict[str, Any]) -> None:
 
 def _embedder_for(fingerprint: str, candidates: list[str], project) -> Any:
     """The first candidate model whose fingerprint is `fingerprint`."""
-    from ragindex.embedding import load_embedder
+    from ragindex.embedding import configured_embedder
 
     for model in dict.fromkeys(c for c in candidates if c):
-        embedder = load_embedder(model, project.embedder.batch_size, project.embedder.device)
+        embedder = configured_embedder(project.embedder, model)
         if embedder.fingerprint.id == fingerprint:
             return embedder
     raise ConfigError(f"no known model has fingerprint {fingerprint}; name it with --reference-model / "

@@ -154,14 +154,14 @@ def _engines(args: argparse.Namespace):
 
 def retriever_for(args: argparse.Namespace, log_queries: bool = True):
     """The serving retriever of a logical table: the champion's table, model, tag and fusion weight."""
-    from ragindex.embedding import load_embedder
+    from ragindex.embedding import configured_embedder
     from ragindex.search import Retriever
     from ragindex.serving.resolve import serving_target
 
     project, resources = _engines(args)
     target = serving_target(project, resources["mlflow"].tracker, args.name)
     store = resources["lancedb"].store(target.table)
-    embedder = load_embedder(target.model, project.embedder.batch_size, project.embedder.device)
+    embedder = configured_embedder(project.embedder, target.model)
     version = getattr(args, "version", None)
     return Retriever(store, embedder, project.search, version=version, log_queries=log_queries,
                      fusion=target.fusion)

@@ -20,7 +20,8 @@ def build_resources(config: ProjectConfig, layout: DataLayout | None = None) -> 
     """Every resource the assets, sensors and schedules take; secrets (MLFLOW_TRACKING_URI) from the environment."""
     layout = layout or DataLayout.current()
     embedder = EmbedderResource(model=config.embedder.model, batch_size=config.embedder.batch_size,
-                                device=config.embedder.device, model_cache=str(layout.model_cache),
+                                device=config.embedder.device, precision=config.embedder.precision,
+                                weights_hashes=str(layout.weights_hashes), onnx_exports=str(layout.onnx_exports),
                                 image_model=config.embedder.image_model)
     staging_uri = config.storage.resolved_uri()
     return {

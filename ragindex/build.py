@@ -82,7 +82,8 @@ class EmbeddingsResult(StepOutput):
     reused: int  # distinct texts of this run's chunks that were cached already
     fingerprint: dict
     chunks_run_id: str = ""  # the run whose chunks these are ("" when the chunk step wrote none)
-    precision: str = ""
+    precision: str = ""  # what embedded this run's texts ("" when the model was not loaded)
+    runtime: dict = field(default_factory=dict)  # backend, probe cosine, CPU flags, timings (Embedder.runtime_info)
     seconds: float = 0.0
 
 
@@ -220,10 +221,10 @@ def embed_chunks(chunks: ChunksResult, chunk_stage: StageTable, cache: Embedding
         return loaded[-1]
 
     embedded = fill_cache(texts, factory, cache, progress)
-    precision = getattr(loaded[0], "precision", "") if loaded else ""
+    runtime = (loaded[0].runtime_info() or {}) if loaded and embedded else {}
     return EmbeddingsResult(chunks.table, chunks.source, chunks.version, embedded, max(0, len(fresh) - embedded),
-                            fingerprint, chunks.run_id if chunks.chunks else "", str(precision),
-                            time.perf_counter() - start)
+                            fingerprint, chunks.run_id if chunks.chunks else "", str(runtime.get("precision", "")),
+                            runtime, time.perf_counter() - start)
 
 
 def guard_deletions(source: str, indexed: dict[str, int], staged: dict[str, int], config: IndexConfig) -> int:

@@ -69,6 +69,9 @@ class EmbedderConfig(_Strict):
     batch_size: int = Field(default=64, gt=0)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     image_model: str | None = None  # a local CLIPModel / SiglipModel directory: images also get pixel vectors
+    # auto: bf16 where the CPU has native bf16 (or on CUDA) and a load-time probe agrees with fp32, else fp32;
+    # int8 (ONNX Runtime, own fingerprint) only when asked for. See ragindex/embedding_runtime.py.
+    precision: Literal["auto", "fp32", "bf16", "int8"] = "auto"
 
 
 ANN_MIN_ROWS_FLOOR = 256  # no ANN index below this many rows, whatever ann.min_rows says

@@ -54,6 +54,16 @@ class DataLayout:
         return self.root / "models"
 
     @property
+    def weights_hashes(self) -> Path:
+        """sha256 of model weights, cached by (path, size, mtime): a fingerprint costs no weight read."""
+        return self.model_cache / "weights-sha256.json"
+
+    @property
+    def onnx_exports(self) -> Path:
+        """ONNX graphs exported once per model fingerprint (the single-query and fp32 ONNX Runtime paths)."""
+        return self.model_cache / "onnx"
+
+    @property
     def mlflow(self) -> Path:
         return self.root / "mlflow"
 

@@ -8,6 +8,7 @@ from typing import Literal
 from lancedb.query import MatchQuery
 
 from ragindex.config import SEARCH_MODES, SearchConfig, SearchMode
+from ragindex.dense_search import DenseIndex
 from ragindex.embedding import Embedder
 from ragindex.evaluation.fusion import PRIOR, FusionChoice
 from ragindex.index_store import IndexStore, where_clause
@@ -101,6 +102,8 @@ class Retriever:
         self.table = store.open(version)
         self.ann = store.config.ann
         self.has_ann = any(tuple(i.columns) == ("vector",) for i in self.table.list_indices())
+        # below the ANN threshold: this version's vectors in memory, searched exactly (ragindex/dense_search.py)
+        self.dense_index = None if self.has_ann else DenseIndex.load(self.table, _COLUMNS)
         self.fusion = fusion or PRIOR
 
     def search(self, query: str, mode: Mode = "hybrid", k: int = 10, filters: dict[str, str] | None = None,
@@ -146,6 +149,9 @@ class Retriever:
             log_query(query, mode, self.store.name, self.embedder.fingerprint.id, vector, self.version)
 
     def _dense(self, vector, k: int, where: str | None, exact: bool) -> list[Hit]:
+        found = self.dense_index.search(vector, k, where) if self.dense_index else None
+        if found is not None:
+            return [_hit(row, score) for row, score in found]
         query = self.table.search(vector, vector_column_name="vector").distance_type("cosine")
         if exact or not self.has_ann:
             query = query.bypass_vector_index()

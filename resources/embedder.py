@@ -1,5 +1,7 @@
 """The embedding model as a resource: its fingerprint and tokenizer are cheap; the weights load on first embed."""
 
+from pathlib import Path
+
 from dagster import ConfigurableResource
 from pydantic import PrivateAttr
 
@@ -14,8 +16,9 @@ class EmbedderResource(ConfigurableResource):
     model: str = "all-MiniLM-L6-v2"
     batch_size: int = 64
     device: str = "auto"
-    precision: str = "auto"
-    model_cache: str  # weights hashes and exported graphs (DataLayout.model_cache)
+    precision: str = "auto"  # auto | fp32 | bf16 | int8 (ragindex/embedding_runtime.py chooses for auto)
+    weights_hashes: str  # the weights-hash cache file (DataLayout.weights_hashes)
+    onnx_exports: str  # exported ONNX graphs (DataLayout.onnx_exports)
     image_model: str | None = None  # a local CLIPModel / SiglipModel directory: images also get pixel vectors
 
     _embedder: Embedder | None = PrivateAttr(default=None)
@@ -23,7 +26,8 @@ class EmbedderResource(ConfigurableResource):
     def embedder(self) -> Embedder:
         """The embedder (tokenizer and fingerprint ready; the model itself loads on the first embed)."""
         if self._embedder is None:
-            self._embedder = load_embedder(self.model, self.batch_size, self.device)
+            self._embedder = load_embedder(self.model, self.batch_size, self.device, self.precision,
+                                           Path(self.weights_hashes), Path(self.onnx_exports))
         return self._embedder
 
     def fingerprint(self) -> dict:

@@ -21,6 +21,7 @@ from dagster import AssetKey, DagsterInstance
 from ragindex.chunking import make_chunker
 from ragindex.config import load_config
 from ragindex.documents import Document
+from ragindex.embedding import FINGERPRINT_MIN_COSINE
 from ragindex.index_store import IndexStore
 from ragindex.sources import read_source
 
@@ -186,13 +187,14 @@ def test_sigkill_while_embedding_and_while_writing_then_finish(project, embedder
     assert len(set(store.source_rows("docs", ["doc_id"]).column("doc_id").to_pylist())) == N_FILES
     assert summary["tag"] in store.open().tags.list()
 
-    # every vector present, unit length, and equal to embedding its text afresh (a sample of 25)
+    # every vector present, unit length, and equal to embedding its text afresh (a sample of 25) within the
+    # tolerance its fingerprint promises (bulk runs bf16 on CPUs with native bf16; a single text runs fp32)
     vectors = np.asarray(table.column("vector").combine_chunks().values, dtype=np.float32).reshape(len(ids), -1)
     assert np.all(np.abs(np.linalg.norm(vectors, axis=1) - 1) < 1e-4)
     sample = random.Random(0).sample(range(len(ids)), 25)
     for row in sample:
         expected = embedder.embed([texts[ids[row]]])[0]
-        assert np.max(np.abs(vectors[row] - expected)) <= 1e-5, ids[row]
+        assert float(vectors[row] @ expected) >= FINGERPRINT_MIN_COSINE, ids[row]
     print(f"\nchunks {len(fresh)}, distinct texts {len(distinct)}; run A killed after {run_a['seconds']} s with "
           f"{len(cached_a)} texts cached; run B embedded {embedded_b[0]}, killed after {run_b['seconds']} s with the "
           f"table at {state_b}; run C: {run_c} s, embedded {summary['chunks']['embedded']}, rows {summary['rows']}")

@@ -10,7 +10,7 @@ from dagster import DagsterInstance, instance_for_test
 from pipeline_helpers import metadata, output, run, store
 
 from ragindex.config import load_config
-from ragindex.embedding import load_embedder
+from ragindex.embedding import Embedder, load_embedder
 from ragindex.search import Retriever
 from ragindex_app.cli.main import main
 from ragindex_app.pipelines.runner import failure_message
@@ -34,7 +34,20 @@ def _table_ids(config) -> list[str]:
     return store(config).open().to_arrow().column("chunk_id").to_pylist()
 
 
-def test_build_rerun_search_and_change(project):
+def _refuse_to_load(self):
+    raise AssertionError("a no-op run loaded the model")
+
+
+def _model_versions() -> int:
+    from ragindex.paths import DataLayout
+    from ragindex.tracking import Tracker
+
+    layout = DataLayout.current()
+    client = Tracker(layout.mlflow_uri, layout.mlflow_artifacts.as_uri()).client
+    return len(client.search_model_versions("name = 'ragindex-retriever'"))
+
+
+def test_build_rerun_search_and_change(project, monkeypatch):
     config, corpus, instance = project
     first = run(config, instance)
     assert first.success
@@ -47,9 +60,16 @@ def test_build_rerun_search_and_change(project):
     assert len(ids) == len(set(ids)) == build.rows == output(config, "chunks").chunks
     assert build.tag.startswith("docs-") and store(config).open().tags.list()[build.tag]
 
-    # the same corpus again: nothing embedded, same ids, no duplicate rows, no new version or tag
-    second = run(config, instance)
+    # the same corpus again, in a process whose model was never loaded: it stays unloaded; nothing embedded, same
+    # ids, no duplicate rows, no new table version, tag or MLflow model version
+    versions_before = _model_versions()
+    load_embedder.cache_clear()
+    with monkeypatch.context() as patch:
+        patch.setattr(Embedder, "load", _refuse_to_load)
+        second = run(config, instance)
     assert second.success
+    assert _model_versions() == versions_before == 1
+    assert metadata(instance, "search_index")["unchanged"] is True
     assert output(config, "documents").counts()["unchanged"] == 5
     assert output(config, "embeddings").embedded == 0
     assert sorted(_table_ids(config)) == sorted(ids)

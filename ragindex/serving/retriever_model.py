@@ -14,8 +14,8 @@ from mlflow.pyfunc import PythonModel
 
 class RetrieverModel(PythonModel):
     def load_context(self, context) -> None:
-        from ragindex.config import AnnConfig, IndexConfig, SearchConfig
-        from ragindex.embedding import load_embedder
+        from ragindex.config import AnnConfig, EmbedderConfig, IndexConfig, SearchConfig
+        from ragindex.embedding import configured_embedder
         from ragindex.evaluation.fusion import FusionChoice
         from ragindex.index_store import IndexStore
         from ragindex.search import Retriever
@@ -26,7 +26,7 @@ class RetrieverModel(PythonModel):
                             ann=AnnConfig(**cfg["ann"]))
         search = SearchConfig(**cfg["search"])
         fusion = FusionChoice.from_dict(cfg["fusion"]) if cfg.get("fusion") else None
-        embedder = load_embedder(cfg["model"], cfg.get("batch_size", 64), "auto")
+        embedder = configured_embedder(EmbedderConfig(batch_size=cfg.get("batch_size", 64)), cfg["model"])
         if embedder.fingerprint.id != cfg["fingerprint"]:
             raise RuntimeError(f"model fingerprint {embedder.fingerprint.id} != indexed {cfg['fingerprint']}")
         store = IndexStore(connect(cfg["uri"]), index, cfg["table"])

@@ -1,0 +1,278 @@
+"""The loaded model: precision and backend chosen at load time from the hardware and a probe.
+
+Precision (`embedder.precision`): `auto` considers bf16 (torch autocast) only where the CPU has native bf16
+(avx512_bf16 or amx_bf16 in /proc/cpuinfo) or on CUDA (bf16 where supported, else fp16), and keeps it only if a
+probe batch embeds within FINGERPRINT_MIN_COSINE of fp32; everywhere else fp32. int8 (ONNX Runtime dynamic
+quantization) is used only when asked for. On a CPU the bulk runner is the fastest, timed at load on one batch,
+of torch eager fp32, ONNX Runtime fp32 (the model exported once with torch.onnx into `onnx_dir`) and, where
+allowed, torch bf16. Queries (a few texts) run fp32 on a single-thread ONNX Runtime session: a short query is
+bound by reading the weights, where one thread does not wait on another.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass, field, replace
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ragindex.embedding import FINGERPRINT_MIN_COSINE, ModelFingerprint
+from ragindex.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+REPORTED_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_tile")
+ONNX_MIN_COSINE = 0.99999  # the exported graph computes the fp32 function: anything less is an export bug
+PROBE_TEXTS = (
+    "how does the with statement work",
+    "x",
+    "Daniel Gabriel Fahrenheit was the German physicist who invented the alcohol thermometer in 1709 and the "
+    "mercury thermometer in 1714; in 1724 he introduced the temperature scale that bears his name. " * 3,
+    "A table stores rows of vectors, and an index over them answers nearest-neighbour queries quickly.",
+    "monotonic increasing (of a function): always increasing or remaining constant, and never decreasing",
+    "Caching embeddings by the hash of their text means an unchanged chunk is never embedded twice.",
+)
+Runner = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (input_ids, attention_mask) int64 -> float32 vectors
+
+
+def cpu_flags() -> frozenset[str]:
+    """The CPU feature flags of /proc/cpuinfo (empty where it cannot be read)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def choose_precision(requested: str, device: str, flags: frozenset[str], cuda_bf16: bool = False) -> str:
+    """The precision to try before the probe: never bf16 on a CPU without native bf16, int8 only on request."""
+    if requested == "int8":
+        return "int8"
+    if requested == "fp32":
+        return "fp32"
+    if device == "cuda":
+        return "bf16" if cuda_bf16 else "fp16"
+    return "bf16" if flags & NATIVE_BF16_FLAGS else "fp32"
+
+
+class PooledModel(torch.nn.Module):
+    """The transformer plus pooling and normalisation, so torch and the ONNX graph return final vectors."""
+
+    def __init__(self, model: torch.nn.Module, pooling: str, normalize: bool):
+        super().__init__()
+        self.model, self.pooling, self.normalize = model, pooling, normalize
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        hidden = self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        if self.pooling == "cls":
+            pooled = hidden[:, 0]
+        else:
+            weights = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
+        pooled = pooled.float()
+        return torch.nn.functional.normalize(pooled, p=2, dim=1) if self.normalize else pooled
+
+
+def torch_runner(model: PooledModel, device: str, autocast: torch.dtype | None, threads: int | None = None) -> Runner:
+    """Run the torch module (autocast to bf16/fp16 when given); `threads` pins the thread count per call."""
+
+    def run(input_ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        previous = torch.get_num_threads()
+        if threads:
+            torch.set_num_threads(threads)
+        try:
+            with torch.inference_mode(), torch.autocast(device, dtype=autocast) if autocast else nullcontext():
+                ids, attention = torch.from_numpy(input_ids).to(device), torch.from_numpy(mask).to(device)
+                return model(ids, attention).float().cpu().numpy()
+        finally:
+            if threads:
+                torch.set_num_threads(previous)
+
+    return run
+
+
+def onnx_runner(path: Path, threads: int) -> Runner:
+    """An ONNX Runtime CPU session on `threads` threads (1 for queries: nothing to wait for between threads)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+    def run(input_ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        return session.run(None, {"input_ids": input_ids, "attention_mask": mask})[0]
+
+    return run
+
+
+def export_onnx(model: PooledModel, path: Path) -> Path:
+    """Export once (fp32, dynamic batch and length); an existing file for this fingerprint is reused."""
+    if path.is_file():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ids = torch.ones(2, 16, dtype=torch.int64)
+    mask = torch.ones(2, 16, dtype=torch.int64)
+    mask[1, 8:] = 0  # traced with padding, else the tracer drops the attention mask as all-ones
+    axes = {"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"},
+            "embedding": {0: "batch"}}
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (ids, mask), str(tmp), input_names=["input_ids", "attention_mask"],
+                          output_names=["embedding"], dynamic_axes=axes, opset_version=17, dynamo=False)
+    model.eval()  # the exporter restores the mode it found; make sure dropout stays off
+    os.replace(tmp, path)
+    return path
+
+
+def quantize_int8(fp32_path: Path, path: Path) -> Path:
+    """ONNX Runtime dynamic quantization (int8 weights per channel, activations quantized at run time)."""
+    if path.is_file():
+        return path
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))  # its pre-processing advice
+    quantize_dynamic(str(fp32_path), str(tmp), weight_type=QuantType.QInt8, per_channel=True)
+    os.replace(tmp, path)
+    return path
+
+
+def min_cosine(a: np.ndarray, b: np.ndarray) -> float:
+    a = a / np.linalg.norm(a, axis=1, keepdims=True)
+    b = b / np.linalg.norm(b, axis=1, keepdims=True)
+    return float((a * b).sum(1).min())
+
+
+def fastest(runners: dict[str, Runner], batch: tuple[np.ndarray, np.ndarray], repeats: int = 2) -> dict[str, float]:
+    """Best-of seconds of each runner on `batch` (after one warm-up call each), fastest first."""
+    times = {}
+    for name, run in runners.items():
+        run(*batch)
+        best = float("inf")
+        for _ in range(repeats):
+            start = time.perf_counter()
+            run(*batch)
+            best = min(best, time.perf_counter() - start)
+        times[name] = best
+    log.info("embedding backend timings (s): %s", times)
+    return dict(sorted(times.items(), key=lambda item: item[1]))
+
+
+@dataclass
+class Runtime:
+    """The chosen runners: `bulk` for embedding corpora, `query` for a few texts."""
+
+    device: str
+    precision: str
+    backend: str
+    query_backend: str
+    bulk: Runner
+    query: Runner
+    probe_min_cosine: float
+    flags: frozenset[str] = field(default_factory=frozenset)
+    timings: dict[str, float] = field(default_factory=dict)  # the load-time race of the fp32 backends
+
+    def info(self) -> dict:
+        """What to record with a build (MLflow params, table metadata)."""
+        return {"device": self.device, "precision": self.precision, "backend": self.backend,
+                "query_backend": self.query_backend, "probe_min_cosine": round(self.probe_min_cosine, 7),
+                "cpu_flags": sorted(self.flags & set(REPORTED_FLAGS)),
+                "backend_timings_s": {name: round(t, 4) for name, t in self.timings.items()}}
+
+
+def probe_batch(model_dir: Path, max_length: int, rows: int = 0, width: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The probe texts padded into one batch (mixed lengths exercise the mask); or a rows x width timing batch."""
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+    tokenizer.no_padding()
+    tokenizer.no_truncation()
+    ids = [e.ids[:max_length] for e in tokenizer.encode_batch(list(PROBE_TEXTS))]
+    if rows:
+        flat = [i for row in ids for i in row[1:-1]]
+        ids = [[ids[0][0], *(flat * (width // len(flat) + 1))[: width - 2], ids[0][-1]]] * rows
+    longest = max(map(len, ids))
+    input_ids = np.zeros((len(ids), longest), dtype=np.int64)
+    mask = np.zeros_like(input_ids)
+    for row, token_ids in enumerate(ids):
+        input_ids[row, : len(token_ids)] = token_ids
+        mask[row, : len(token_ids)] = 1
+    return input_ids, mask
+
+
+def load_runtime(model_dir: Path, fingerprint: ModelFingerprint, device: str, precision: str,
+                 onnx_dir: Path | None) -> Runtime:
+    """Load the weights, pick precision and backends, and verify each against the fp32 torch reference."""
+    from transformers import AutoModel
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and precision == "int8":
+        raise ConfigError("embedder.precision: int8 runs on the CPU (ONNX Runtime); use device: cpu")
+    flags = cpu_flags()
+    candidate = choose_precision(precision, device, flags, device == "cuda" and torch.cuda.is_bf16_supported())
+    hf_model = AutoModel.from_pretrained(str(model_dir), local_files_only=True).to(device).eval()
+    model = PooledModel(hf_model, fingerprint.pooling, fingerprint.normalize).eval()
+    probe = probe_batch(model_dir, fingerprint.max_length)
+    fp32 = torch_runner(model, device, None)
+    reference = fp32(*probe)
+    low, low_cosine = None, 1.0
+    if candidate in ("bf16", "fp16"):
+        low = torch_runner(model, device, torch.bfloat16 if candidate == "bf16" else torch.float16)
+        low_cosine = min_cosine(low(*probe), reference)
+        if low_cosine < FINGERPRINT_MIN_COSINE:
+            log.warning("%s probe min cosine %.6f < %s: embedding in fp32", candidate, low_cosine,
+                        FINGERPRINT_MIN_COSINE)
+            low, low_cosine = None, 1.0
+    if device == "cuda":  # one code path: the torch module, autocast when the probe allowed it
+        run = low or fp32
+        return Runtime(device, candidate if low else "fp32", "torch", "torch", run, run, low_cosine, flags)
+
+    cache_dir = onnx_dir or Path(_process_tmp().name)
+    fp32_id = replace(fingerprint, quantization="none").id  # the exported graph is the fp32 model's
+    onnx_path = export_onnx(model, cache_dir / f"{fp32_id}-fp32.onnx")
+    threads = torch.get_num_threads()
+    if candidate == "int8":
+        int8_path = quantize_int8(onnx_path, cache_dir / f"{fingerprint.id}-int8.onnx")
+        bulk = onnx_runner(int8_path, threads)
+        return Runtime(device, "int8", "onnxruntime", "onnxruntime", bulk, onnx_runner(int8_path, 1),
+                       min_cosine(bulk(*probe), reference), flags)
+    onnx_bulk = onnx_runner(onnx_path, threads)
+    onnx_cosine = min_cosine(onnx_bulk(*probe), reference)
+    if onnx_cosine >= ONNX_MIN_COSINE:
+        query, query_backend = onnx_runner(onnx_path, 1), "onnxruntime"
+    else:
+        log.warning("ONNX export differs from torch (min cosine %.7f): embedding with torch", onnx_cosine)
+        onnx_bulk, query, query_backend = None, torch_runner(model, device, None, threads=1), "torch"
+    # the race: torch fp32, ONNX Runtime fp32 (if its export is right) and bf16 (if native and within tolerance)
+    contenders = {"torch": ("fp32", fp32, 1.0), "onnxruntime": ("fp32", onnx_bulk, onnx_cosine),
+                  "torch-bf16": (candidate, low, low_cosine)}
+    contenders = {name: entry for name, entry in contenders.items() if entry[1] is not None}
+    timings = fastest({name: entry[1] for name, entry in contenders.items()},
+                      probe_batch(model_dir, fingerprint.max_length, rows=8, width=128)) if len(contenders) > 1 else {}
+    winner = next(iter(timings), "torch")
+    chosen_precision, bulk, cosine = contenders[winner]
+    return Runtime(device, chosen_precision, winner.split("-")[0], query_backend, bulk, query, cosine, flags, timings)
+
+@cache
+def _process_tmp() -> tempfile.TemporaryDirectory:
+    """Where exports go when the caller gave no `onnx_dir`: one temporary directory per process, removed at exit."""
+    return tempfile.TemporaryDirectory(prefix="ragindex-onnx-")
