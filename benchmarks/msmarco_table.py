@@ -31,7 +31,7 @@ def load_corpus(folder: Path = DATASET, limit: int | None = None) -> tuple[list[
 def build_table(uri: Path, ids: list[str], texts: list[str], vectors: np.ndarray, fingerprint: str,
                 ann_min_rows: int) -> IndexStore:
     """One commit of every row into a fresh table, then the project's indexes (ANN when rows >= ann_min_rows)."""
-    store = IndexStore(IndexConfig(uri=str(uri), ann=AnnConfig(min_rows=ann_min_rows)))
+    store = IndexStore.at(IndexConfig(uri=str(uri), ann=AnnConfig(min_rows=ann_min_rows)))
     n, dimension = vectors.shape
     hashes = [hashlib.sha256(t.encode()).hexdigest() for t in texts]
     columns = {

@@ -22,7 +22,7 @@ def _store(tmp_path, ids, vectors, sources, titles) -> IndexStore:
                     "title": titles, "position": [0] * n, "n_tokens": [3] * n, "doc_size": [1] * n,
                     "doc_mtime": [0.0] * n,
                     "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel(), pa.float32()), dim)})
-    store = IndexStore(IndexConfig(uri=str(tmp_path / "lancedb"), ann=AnnConfig(min_rows=100_000)))
+    store = IndexStore.at(IndexConfig(uri=str(tmp_path / "lancedb"), ann=AnnConfig(min_rows=100_000)))
     store.commit_source("s", pa.Table.from_pydict(columns, schema=index_schema(dim)), dim, [])
     store.ensure_indexes()
     return store
