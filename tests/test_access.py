@@ -181,3 +181,32 @@ def test_served_model_validates_rows_and_applies_groups(build) -> None:
                                      "query is empty", "between 1 and 1000", "between 1 and 1000",
                                      "bad access group", "mode must be one of", "unknown field"], strict=True):
         assert why in line
+
+
+def test_registered_model_has_the_full_signature_and_serves_by_groups(build, tmp_path) -> None:
+    import mlflow
+    import pandas as pd
+    from mlflow.exceptions import MlflowException
+
+    from ragindex.tracking import Tracker
+
+    tracker = Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}", str(tmp_path / "artifacts"))
+    run_id = tracker.start_build_run("acl", {}, {}, {})
+    config = {"uri": build.config.resolved_uri(), "table": build.store.name, "tag": build.tag,
+              "model": "all-MiniLM-L6-v2", "fingerprint": build.embedder.fingerprint.id, "fts_title_boost": 2.0,
+              "ann": build.config.ann.model_dump(), "search": SearchConfig(per_doc=0).model_dump(), "fusion": None}
+    version = tracker.register_retriever(run_id, "acl-retriever", config)
+    model = mlflow.pyfunc.load_model(tracker.client.get_model_version("acl-retriever", version).source)
+    schema = model.metadata.get_input_schema().inputs
+    inputs = {c.name: (str(c.type).removeprefix("DataType."), c.required) for c in schema}
+    assert inputs == {"query": ("string", True), "k": ("long", False), "mode": ("string", False),
+                      "per_doc": ("long", False), "group_by": ("string", False),
+                      "groups": ("Array(string)", False)}
+    rows = pd.DataFrame([{"query": "Northwind merger", "k": 20, "mode": "fts", "groups": ["eng"]},
+                         {"query": "Northwind merger", "k": 20, "mode": "fts", "groups": ["finance"]}])
+    eng, finance = model.predict(rows)
+    assert "finance.md" not in {h["doc_id"] for h in eng} and "finance.md" in {h["doc_id"] for h in finance}
+    with pytest.raises(MlflowException, match="missing inputs \\['query'\\]"):
+        model.predict(pd.DataFrame([{"k": 3}]))
+    with pytest.raises(ValueError, match="row 0: query is missing\nrow 1: k must be between 1 and 1000"):
+        model.predict(pd.DataFrame([{"query": None, "k": 3}, {"query": "x", "k": 5000}]))
