@@ -262,7 +262,7 @@ def _caller_view(args: argparse.Namespace, summary: dict, payload: dict, groups:
     project, resources = _engines(args)
     store = resources["lancedb"].store(summary["table"])
     table = store.open(summary["tag"])
-    hidden = table.count_rows(f"NOT ({visible_where(groups)})")
+    hidden = table.count_rows(f"groups IS NULL OR NOT ({visible_where(groups)})")
     if not hidden:
         return payload
     out = Path(summary["evaluation_folder"]) / ("groups-" + "-".join(groups or ("public",)))
