@@ -126,7 +126,7 @@ def context_recall(rs: RankingSet, embedder, k: int = 5) -> tuple[list[str], dic
         for row in cloze:
             key = normalize_query(row.query)
             five, ten = retriever.search(row.query, "hybrid", k), retriever.search(row.query, "hybrid", 2 * k)
-            wide = widen(original, five, retriever.config.context_tokens)
+            wide = widen(original, five, retriever.config.context_tokens, retriever.visible())
             for name, contexts, n_tokens in (
                     (f"plain, k={k}", [texts[h.chunk_id] for h in five], sum(tokens[h.chunk_id] for h in five)),
                     (f"plain, k={2 * k}", [texts[h.chunk_id] for h in ten], sum(tokens[h.chunk_id] for h in ten)),

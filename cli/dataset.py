@@ -4,22 +4,28 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 
 from ragindex.errors import ConfigError
+from ragindex_app.cli.checks import check_request, check_writable_dir
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
     """Index the source (through Dagster, cached), generate rows from its chunks, publish the folder."""
+    from ragindex.datasets.generators import GENERATORS
     from ragindex.datasets.pipeline import generate_and_publish
     from ragindex_app.cli.main import _engines
     from ragindex_app.pipelines.runner import run_index
 
     out = Path(args.out) if args.out else None
     if out is not None:
-        _check_writable(out)
+        check_writable_dir(out)
     generators = [g.strip() for g in args.generators.split(",") if g.strip()]
+    unknown = sorted(set(generators) - set(GENERATORS)) or ([] if generators else [args.generators])
+    if unknown:
+        raise ConfigError(f"--generators: unknown {', '.join(map(repr, unknown))}; use {', '.join(GENERATORS)}")
+    if args.n is not None and args.n < 1:
+        raise ConfigError(f"--n: must be at least 1, not {args.n}")
     run = run_index(args.config, args.source, args.name, verbose=args.verbose)
     project, resources = _engines(args)
     source = resources["project"].source(run.source)
@@ -37,20 +43,15 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_writable(folder: Path) -> None:
-    """An output folder must be creatable and writable before any work starts."""
-    probe = folder if folder.exists() else next((p for p in folder.parents if p.exists()), Path("."))
-    if not os.access(probe, os.W_OK):
-        raise ConfigError(f"--out {folder}: {probe} is not writable")
-
-
 def cmd_ask(args: argparse.Namespace) -> int:
     """Retrieve, then answer through the configured endpoint or extractively, with numbered citations."""
+    from ragindex.config import load_config
     from ragindex.llm.answer import ask
     from ragindex.llm.client import LLMClient
     from ragindex.paths import DataLayout
     from ragindex_app.cli.main import retriever_for
 
+    check_request(args.question, args.k, load_config(args.config).search.max_k)
     retriever = retriever_for(args)
     layout = DataLayout.current()
     client = LLMClient.from_env(cache_dir=layout.llm_cache)
@@ -100,4 +101,5 @@ def add_dataset_commands(sub: argparse._SubParsersAction) -> None:
     ask.add_argument("--json", action="store_true")
     ask.add_argument("--judge", action="store_true", help="LLM-judged faithfulness and answer relevancy")
     ask.add_argument("--repeats", type=int, default=3, help="judge repeats averaged (at least 3)")
+    ask.add_argument("--groups", help="your access groups, comma-separated (default: none, public chunks only)")
     ask.set_defaults(func=cmd_ask)

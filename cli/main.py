@@ -9,13 +9,18 @@ import sys
 import time
 from pathlib import Path
 
+from ragindex.access import visible_where
 from ragindex.config import SEARCH_MODES
 from ragindex.errors import ConfigError
 from ragindex.paths import PROJECT_ROOT
+from ragindex_app.cli.checks import caller_groups, check_name, check_request, check_writable_file
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("DAGSTER_HOME", str(PROJECT_ROOT))
+
+
+GROUPS_HELP = "your access groups, comma-separated (default: none, public chunks only)"
 
 
 def _parse_filters(pairs: list[str]) -> dict[str, str]:
@@ -164,11 +169,14 @@ def retriever_for(args: argparse.Namespace, log_queries: bool = True):
     embedder = configured_embedder(project.embedder, target.model)
     version = getattr(args, "version", None)
     return Retriever(store, embedder, project.search, version=version, log_queries=log_queries,
-                     fusion=target.fusion)
+                     fusion=target.fusion, groups=caller_groups(args.groups))
 
 
 def cmd_search(args: argparse.Namespace) -> int:
+    from ragindex.config import load_config
+
     filters = _parse_filters(args.filter)
+    check_request(args.query, args.k, load_config(args.config).search.max_k)
     retriever = retriever_for(args)
     if args.modality == "text":
         hits = retriever.search(args.query, args.mode, args.k, filters, per_doc=args.per_doc, group_by=args.group_by)
@@ -205,7 +213,7 @@ def _image_search(args: argparse.Namespace, retriever, filters: dict[str, str]) 
     if model is None:
         raise ConfigError("--modality image|all needs embedder.image_model (a local CLIP or SigLIP model directory)")
     images = search_images(ImageStore(project.index, retriever.store.name), model, args.query, args.k,
-                           filters.get("source"))
+                           filters.get("source"), retriever.visible_doc_ids())
     if args.modality == "image":
         return images
     return fuse_modalities(retriever.search(args.query, args.mode, args.k, filters, per_doc=args.per_doc), images,
@@ -214,11 +222,15 @@ def _image_search(args: argparse.Namespace, retriever, filters: dict[str, str]) 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Index a BEIR data set's corpus (cached) through the assets, evaluate every mode, write the JSON."""
-    from ragindex.evaluation.beir import EvalDataError, load_beir
+    from ragindex.evaluation.beir import EvalDataError, load_beir, validate_corpus
     from ragindex_app.pipelines.runner import source_name
 
-    try:
-        load_beir(args.dataset)  # fail fast, before indexing, on a missing or malformed file
+    groups = caller_groups(args.groups)
+    if args.out:
+        check_writable_file(Path(args.out))
+    try:  # fail fast, before indexing, on a missing or malformed file
+        load_beir(args.dataset)
+        validate_corpus(args.dataset)
     except EvalDataError as error:
         raise ConfigError(str(error)) from None
     name = source_name(args.config, args.dataset)
@@ -227,8 +239,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if payload is None:
         raise ConfigError(f"{args.dataset}: the build was unchanged and no earlier evaluation is recorded; "
                           "delete the table or change --name to measure again")
+    payload = _caller_view(args, summary, payload, groups)
     per_query = Path(summary["evaluation_folder"] or ".") / "per_query.json"
-    if per_query.is_file():  # written beside the report; the metadata carries the means and intervals only
+    if "per_query" not in payload and per_query.is_file():  # beside the report; the metadata has the means only
         payload = {**payload, "per_query": json.loads(per_query.read_text())}
     if args.out:
         Path(args.out).write_text(json.dumps(payload, indent=2))
@@ -239,6 +252,24 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.out:
         print(f"wrote {args.out}")
     return 0
+
+
+def _caller_view(args: argparse.Namespace, summary: dict, payload: dict, groups: tuple[str, ...]) -> dict:
+    """The build's evaluation (every chunk) when the caller sees every chunk of the table; otherwise the same
+    queries measured again through the caller's groups, so no score reflects a chunk the caller may not see."""
+    from ragindex.evaluation.measure import measure
+
+    project, resources = _engines(args)
+    store = resources["lancedb"].store(summary["table"])
+    table = store.open(summary["tag"])
+    hidden = table.count_rows(f"groups IS NULL OR NOT ({visible_where(groups)})")
+    if not hidden:
+        return payload
+    out = Path(summary["evaluation_folder"]) / ("groups-" + "-".join(groups or ("public",)))
+    _, view, _ = measure(store, summary["tag"], resources["embedder"].embedder(), Path(args.dataset), out,
+                         project.search, project.evaluation, None, groups=groups)
+    note = f"measured as a caller with groups {', '.join(groups) or '(none: public only)'}: {hidden} chunks hidden"
+    return {**view, "problems": [*view["problems"], note]}
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
@@ -283,12 +314,14 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--group-by", choices=["chunk", "doc"], default="chunk",
                         help="doc: rank documents by their best chunk, each with its best chunks")
     search.add_argument("--json", action="store_true", help="machine-readable output")
+    search.add_argument("--groups", help=GROUPS_HELP)
     search.set_defaults(func=cmd_search)
     evaluate = sub.add_parser("evaluate", help="index a BEIR data set and measure every search mode")
     evaluate.add_argument("--dataset", required=True, help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/test.tsv")
     evaluate.add_argument("--out", help="write the metrics JSON here")
     evaluate.add_argument("--name", help="table name (default: eval-<dataset>)")
     evaluate.add_argument("--json", action="store_true", help="print the JSON instead of a table")
+    evaluate.add_argument("--groups", help=GROUPS_HELP)
     evaluate.set_defaults(func=cmd_evaluate)
 
     rollback = sub.add_parser("rollback", help="move the champion alias back to the version it replaced")
@@ -310,6 +343,8 @@ def main(argv: list[str] | None = None) -> int:
     from ragindex.errors import RunFailed
 
     try:
+        if getattr(args, "name", None) is not None:
+            check_name(args.name)
         return args.func(args)
     except (ConfigError, RunFailed) as error:
         if args.verbose:

@@ -12,10 +12,11 @@ from pathlib import Path
 
 from dagster import DagsterInstance, ExecuteInProcessResult
 
-from ragindex.config import load_config
+from ragindex.config import SourceConfig, load_config
 from ragindex.errors import ConfigError, RunFailed
 from ragindex.paths import DataLayout, default_config_path
 from ragindex.source_registry import SourceRegistry, adhoc_source, resolve_source
+from ragindex.sources import has_input
 from ragindex_app.assets.partitions import BuildPartition
 from ragindex_app.pipelines.factory import build_definitions
 from ragindex_app.pipelines.resources import build_resources
@@ -51,34 +52,54 @@ class RunSummary:
         return self.assets.get(asset, {})
 
 
-def source_name(config_path: str | None, source: str) -> str:
-    """A configured or registered source name, else a directory / BEIR folder registered under a derived name."""
+def resolve_cli_source(config_path: str | None, source: str) -> tuple[SourceConfig, bool]:
+    """(the source, whether it is new): a configured or registered source by name, else a directory / BEIR folder
+    under a derived name, not yet registered."""
     project = load_config(config_path)
     try:
-        return resolve_source(project, source).name
+        return resolve_source(project, source), False
     except ConfigError:
         if not Path(source).exists():
             raise
-        return SourceRegistry().register(adhoc_source(source)).name
+        return adhoc_source(source), True
+
+
+def source_name(config_path: str | None, source: str) -> str:
+    """The name a source (a configured or registered name, or a folder) is built under; registers nothing."""
+    return resolve_cli_source(config_path, source)[0].name
 
 
 def run_index(config_path: str | None, source: str, table: str | None = None, verbose: bool = False,
               tags: dict | None = None) -> RunSummary:
-    """Materialize the index job for one source (and logical table) against the project's Dagster instance."""
+    """Materialize the index job for one source (and logical table) against the project's Dagster instance. A
+    source with nothing to index and nothing indexed stops before any work; a folder is registered as a source
+    only for the run, and stays registered only if the run succeeds."""
     path = str(Path(config_path or default_config_path()).resolve())
-    name = source_name(path, source)
+    resolved, new = resolve_cli_source(path, source)
     config = load_config(path)
     lancedb = build_resources(config, DataLayout.current())["lancedb"]
-    partition = BuildPartition(name, lancedb.physical_table(table or config.index.table))
+    partition = BuildPartition(resolved.name, lancedb.physical_table(table or config.index.table))
+    if not has_input(resolved) and not lancedb.store(partition.table).count(resolved.name):
+        raise ConfigError(f"source '{resolved.name}': nothing to index under {resolved.resolved_path()} (include: "
+                          f"{', '.join(resolved.include)}); a failed run would leave an empty table behind")
+    registry = SourceRegistry()
+    if new:
+        registry.register(resolved)
     instance = DagsterInstance.get()
     partition.register(instance)
     job = build_definitions(path).resolve_job_def("index_job")
     start = time.perf_counter()
-    result = job.execute_in_process(instance=instance, partition_key=partition.key, raise_on_error=False,
-                                    tags={"trigger": "cli", **(tags or {})}, run_config=_console(verbose))
+    succeeded = False
+    try:
+        result = job.execute_in_process(instance=instance, partition_key=partition.key, raise_on_error=False,
+                                        tags={"trigger": "cli", **(tags or {})}, run_config=_console(verbose))
+        succeeded = result.success
+    finally:
+        if new and not succeeded:
+            registry.unregister(resolved.name)
     if not result.success:
         raise RunFailed(f"{failure_message(result)} (Dagster run {result.run_id})")
-    summary = RunSummary(result.run_id, name, partition.table, round(time.perf_counter() - start, 2))
+    summary = RunSummary(result.run_id, resolved.name, partition.table, round(time.perf_counter() - start, 2))
     for event in result.get_asset_materialization_events():
         materialization = event.event_specific_data.materialization
         summary.assets[materialization.asset_key.to_user_string()] = {

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pyarrow as pa
 
+from ragindex.access import AccessPolicy
 from ragindex.chunking import Chunker
 from ragindex.config import IndexConfig, SourceConfig
 from ragindex.documents import Document, Skipped
@@ -105,8 +106,9 @@ class IndexBuild(StepOutput):
     mlflow_run_id: str | None = None
 
 
-def _document_rows(documents: list[Document], run_id: str) -> pa.Table:
-    return pa.Table.from_pylist([{**asdict(d), "run_id": run_id} for d in documents], DOCUMENT_SCHEMA)
+def _document_rows(documents: list[Document], run_id: str, access_hash: str) -> pa.Table:
+    return pa.Table.from_pylist([{**asdict(d), "run_id": run_id, "access_hash": access_hash} for d in documents],
+                                DOCUMENT_SCHEMA)
 
 
 def collect_documents(source: SourceConfig, stage: StageTable, table: str, run_id: str) -> DocumentsResult:
@@ -115,14 +117,16 @@ def collect_documents(source: SourceConfig, stage: StageTable, table: str, run_i
     Files whose size and mtime are unchanged are not read (unless `always_hash`); a file whose content is the
     same but whose mtime moved gets its new mtime recorded, so it is not read again next time."""
     start = time.perf_counter()
-    previous = stage.columns(["doc_id", "content_hash", "size", "mtime"])
-    known = {d: (h, s, m) for d, h, s, m in zip(*(previous.column(c).to_pylist() for c in previous.column_names),
-                                                 strict=True)}
+    policy = AccessPolicy(source.access)
+    previous = stage.columns(["doc_id", "content_hash", "size", "mtime", "access_hash"])
+    rows = list(zip(*(previous.column(c).to_pylist() for c in previous.column_names), strict=True))
+    known = {d: (h, s, m) for d, h, s, m, _ in rows}
+    current = {d for d, *_, a in rows if a == policy.fingerprint}  # groups resolved under today's policy
     counts = {"added": 0, "modified": 0, "unchanged": 0}
     changed: list[Document] = []
     skipped: list[Skipped] = []
     seen: set[str] = set()
-    for item in read_source(source, known):
+    for item in read_source(source, {d: v for d, v in known.items() if d in current}):
         if isinstance(item, str):
             counts["unchanged"] += 1
             seen.add(item)
@@ -135,14 +139,14 @@ def collect_documents(source: SourceConfig, stage: StageTable, table: str, run_i
             old = known.get(item.doc_id)
             status = "added" if old is None else "modified" if old[0] != item.content_hash else "unchanged"
             counts[status] += 1
-            if status != "unchanged" or (old[1], old[2]) != (item.size, item.mtime):
+            if status != "unchanged" or (old[1], old[2]) != (item.size, item.mtime) or item.doc_id not in current:
                 changed.append(item)
     deleted = sorted(set(known) - seen)
     if changed or deleted:
         merge = stage.open().merge_insert("doc_id").when_matched_update_all().when_not_matched_insert_all()
         if deleted:
             merge = merge.when_not_matched_by_source_delete(in_list("doc_id", deleted))
-        merge.execute(_document_rows(changed, run_id))
+        merge.execute(_document_rows(changed, run_id, policy.fingerprint))
     kept = sum(1 for s in skipped if s.doc_id in known)
     return DocumentsResult(table, source.name, stage.version(), counts["added"], counts["modified"], len(deleted),
                            counts["unchanged"], len(seen) - kept, [{"path": s.path, "reason": s.reason}
@@ -159,7 +163,7 @@ def _doc_states(table: pa.Table, id_column: str, hash_column: str, extra: str | 
 def _read_documents(stage: StageTable, version: int, doc_ids: set[str]) -> Iterator[Document]:
     """The staged documents with these ids: one scan when they are most of the table, else `IN` lookups."""
     table = stage.open(version)
-    names = [f.name for f in DOCUMENT_SCHEMA if f.name != "run_id"]
+    names = [f.name for f in DOCUMENT_SCHEMA if f.name not in ("run_id", "access_hash")]
     if len(doc_ids) * 4 > table.count_rows():
         parts = [stage.columns(names, version)]
     else:
@@ -168,7 +172,8 @@ def _read_documents(stage: StageTable, version: int, doc_ids: set[str]) -> Itera
         for batch in part.to_batches(256):
             for row in batch.to_pylist():
                 if row["doc_id"] in doc_ids:
-                    yield Document(**{**row, "images": tuple(row["images"] or ())})
+                    yield Document(**{**row, "images": tuple(row["images"] or ()),
+                                      "groups": None if row["groups"] is None else tuple(row["groups"])})
 
 
 def chunk_documents(documents: DocumentsResult, document_stage: StageTable, chunk_stage: StageTable,
@@ -188,7 +193,7 @@ def chunk_documents(documents: DocumentsResult, document_stage: StageTable, chun
         for chunk in chunker.chunk(document):
             rows.append({**asdict(chunk), "title": document.title, "path": document.path, "format": document.format,
                          "doc_hash": document.content_hash, "doc_size": document.size, "doc_mtime": document.mtime,
-                         "chunker_hash": chunker.config_hash, "run_id": run_id})
+                         "chunker_hash": chunker.config_hash, "groups": list(document.visible_to), "run_id": run_id})
             tokens += chunk.n_tokens
     replaced = (todo & set(chunked)) | dropped
     if rows or replaced:

@@ -49,8 +49,10 @@ def chunker_hash(config: ChunkerConfig, tokenizer_id: str) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def chunk_id(doc_id: str, text: str, config_hash: str) -> str:
-    return hashlib.sha256(f"{doc_id}\x1f{config_hash}\x1f{text}".encode()).hexdigest()[:32]
+def chunk_id(doc_id: str, text: str, config_hash: str, groups: tuple[str, ...]) -> str:
+    """Content-addressed: a new text, chunker or access (groups) is a new chunk id, so the index re-commits it."""
+    key = f"{doc_id}\x1f{config_hash}\x1f{text}\x1f{','.join(groups)}"
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
 def markdown_sections(text: str) -> list[Section]:
@@ -184,7 +186,7 @@ class Chunker:
         if n_tokens - self._special < self.config.min_tokens:
             return None
         return Chunk(
-            chunk_id=chunk_id(document.doc_id, text, self.config_hash),
+            chunk_id=chunk_id(document.doc_id, text, self.config_hash, document.visible_to),
             doc_id=document.doc_id,
             source=document.source,
             text=text,

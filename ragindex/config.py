@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Annotated, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from ragindex.documents import GROUP_NAME
 from ragindex.errors import ConfigError
 from ragindex.paths import PROJECT_ROOT, SAFE_NAME, DataLayout, default_config_path
 
@@ -22,6 +23,26 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+GroupName = Annotated[str, Field(pattern=GROUP_NAME.pattern)]
+
+
+class AccessRule(_Strict):
+    """Documents whose id (path relative to the source folder; a BEIR `_id`) matches `glob` (fnmatch: `*` also
+    crosses `/`) are visible to these groups."""
+
+    glob: str = Field(min_length=1)
+    groups: list[GroupName]
+
+
+class AccessConfig(_Strict):
+    """Who may retrieve a source's chunks (ragindex/access.py, docs/security.md): a document's front matter
+    `access: [group, ...]` wins, then the first matching rule, then the default (`public`: every caller; `deny`:
+    no caller)."""
+
+    default: Literal["public", "deny"] = "public"
+    rules: list[AccessRule] = Field(default_factory=list)
+
+
 class SourceConfig(_Strict):
     """One corpus: a directory tree, a BEIR-layout folder, or the embedded CPython reference."""
 
@@ -33,6 +54,7 @@ class SourceConfig(_Strict):
     always_hash: bool = False
     max_image_pixels: int = Field(default=50_000_000, gt=0)  # larger images are skipped, never decoded
     license: str | None = None  # shown on published dataset cards
+    access: AccessConfig | None = None  # None: the top-level `access`
 
     def licence(self) -> str:
         return self.license or ("PSF-2.0 (CPython documentation)" if self.type == "pydoc_topics" else "unknown")
@@ -133,6 +155,7 @@ class SearchConfig(_Strict):
     per_doc: int = Field(default=2, ge=0)  # at most this many chunks of one document in a result list; 0 = no cap
     fusion_margin: float = Field(default=0.005, ge=0)  # a fusion must beat the best single mode by this in CV
     context_tokens: int = Field(default=512, gt=0)  # `ask`: a hit widened with its neighbours up to this many tokens
+    max_k: int = Field(default=1000, gt=0)  # the most results one request may ask for (CLI and served model)
 
 
 class EvaluationConfig(_Strict):
@@ -212,6 +235,7 @@ class ProjectConfig(_Strict):
     datasets: DatasetConfig = DatasetConfig()
     serving: ServingConfig = ServingConfig()
     drift: DriftConfig = DriftConfig()
+    access: AccessConfig = AccessConfig()  # for sources without their own `access`
 
     @model_validator(mode="after")
     def _unique_sources(self) -> ProjectConfig:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ragindex.access import combine
 from ragindex.datasets.generators import chunk_body
 from ragindex.index_store import quote, scan_columns
 from ragindex.search import Hit
@@ -38,22 +39,23 @@ def join_overlapping(first: str, second: str) -> str:
     return f"{first}\n{second}"
 
 
-def _neighbours(table, doc_ids: Sequence[str]) -> dict[str, list[dict]]:
-    """Chunks of these documents in document order."""
+def _neighbours(table, doc_ids: Sequence[str], visible: str | None) -> dict[str, list[dict]]:
+    """Chunks of these documents in document order, among those the `visible` access prefilter lets through."""
     if not doc_ids:
         return {}
-    where = f"doc_id IN ({', '.join(quote(d) for d in sorted(set(doc_ids)))})"
+    where = combine(visible, f"doc_id IN ({', '.join(quote(d) for d in sorted(set(doc_ids)))})")
     by_doc: dict[str, list[dict]] = {}
     for row in scan_columns(table, _NEIGHBOUR_COLUMNS, where).to_pylist():
         by_doc.setdefault(row["doc_id"], []).append(row)
     return {doc: sorted(rows, key=lambda r: r["position"]) for doc, rows in by_doc.items()}
 
 
-def widen(table, hits: Sequence[Hit], max_tokens: int) -> list[Context]:
+def widen(table, hits: Sequence[Hit], max_tokens: int, visible: str | None) -> list[Context]:
     """Each hit with the next and previous chunks of its section added in turn while the total stays within
     `max_tokens`; a hit already inside an earlier hit's context is dropped and no context takes in another's
-    chunks, so one passage is cited once."""
-    by_doc = _neighbours(table, [h.doc_id for h in hits])
+    chunks, so one passage is cited once. Neighbours come only from chunks the `visible` prefilter admits (the
+    caller's: Retriever.visible(); None only for an unrestricted caller)."""
+    by_doc = _neighbours(table, [h.doc_id for h in hits], visible)
     out: list[Context] = []
     covered: set[str] = set()
     for hit in hits:

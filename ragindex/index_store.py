@@ -47,6 +47,7 @@ def index_schema(dimension: int, fingerprint_id: str | None = None) -> pa.Schema
         ("page", pa.int32()),  # PDF page of the chunk's text, null for other formats
         ("kind", pa.string()),  # text | image
         ("image_path", pa.string()),  # the image an image chunk describes
+        ("groups", pa.list_(pa.string())),  # access groups that may retrieve the chunk (ragindex/access.py)
         ("vector", pa.list_(pa.float32(), dimension)),
     ], metadata=metadata)
 
@@ -130,10 +131,11 @@ class IndexStore:
         return self._table
 
     def _checkout(self, version: int | str):
+        self.open()  # a missing table stops with its one line
         table = self.db.open_table(self.name)
         try:
             table.checkout(version)
-        except (ValueError, RuntimeError, OSError) as error:
+        except (ValueError, TypeError, RuntimeError, OSError) as error:
             known = ", ".join(sorted(table.tags.list())[-5:]) or "none"
             raise ConfigError(f"table '{self.name}' has no version or tag '{version}' (latest version "
                               f"{table.version}; newest tags: {known})") from error

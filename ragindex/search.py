@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Literal
 
 from lancedb.query import MatchQuery
 
+from ragindex.access import GROUPS_COLUMN, combine, visible_where
 from ragindex.config import SEARCH_MODES, SearchConfig, SearchMode
 from ragindex.dense_search import DenseIndex
 from ragindex.embedding import Embedder
+from ragindex.errors import ConfigError
 from ragindex.evaluation.fusion import PRIOR, FusionChoice
 from ragindex.index_store import IndexStore, where_clause
+from ragindex.lance_tables import scan_columns
 
 Mode = SearchMode
 GroupBy = Literal["chunk", "doc"]
@@ -90,10 +94,17 @@ def rank(hits: list[Hit]) -> list[Hit]:
 
 class Retriever:
     """Answers queries from one table, optionally pinned to a version or tag; `fusion` says how hybrid ranks
-    (the evaluation's FusionChoice, recorded with the registered model; default the documented prior)."""
+    (the evaluation's FusionChoice, recorded with the registered model; default the documented prior).
+
+    Every search is restricted to the chunks a caller's `groups` may see (public chunks always; no groups:
+    public only), per call or else the retriever's own; `unrestricted=True` (the build's own evaluation) drops
+    the restriction where a call names no groups."""
 
     def __init__(self, store: IndexStore, embedder: Embedder, search: SearchConfig | None = None,
-                 version: int | str | None = None, log_queries: bool = False, fusion: FusionChoice | None = None):
+                 version: int | str | None = None, log_queries: bool = False, fusion: FusionChoice | None = None,
+                 groups: Iterable[str] = (), unrestricted: bool = False):
+        self.groups = tuple(groups)
+        self.unrestricted = unrestricted
         self.store = store
         self.version = version
         self.log_queries = log_queries  # append every query to the query log (ragindex/query_log.py)
@@ -106,17 +117,36 @@ class Retriever:
         self.dense_index = None if self.has_ann else DenseIndex.load(self.table, _COLUMNS)
         self.fusion = fusion or PRIOR
 
+    def visible(self, groups: Iterable[str] | None = None) -> str | None:
+        """The access prefilter of a call with these groups (None: the retriever's); None when unrestricted."""
+        if groups is None and self.unrestricted:
+            return None
+        if GROUPS_COLUMN not in self.table.schema.names:
+            raise ConfigError(f"table '{self.store.name}' at version {self.table.version} predates access control "
+                              "(no groups column); re-index it, or search a newer version")
+        return visible_where(self.groups if groups is None else groups)
+
+    def visible_doc_ids(self, groups: Iterable[str] | None = None) -> set[str] | None:
+        """The documents with a chunk the caller may see (for tables keyed by document, such as the image
+        table); None when unrestricted."""
+        access = self.visible(groups)
+        return None if access is None else set(scan_columns(self.table, ["doc_id"], access).column("doc_id")
+                                                .to_pylist())
+
     def search(self, query: str, mode: Mode = "hybrid", k: int = 10, filters: dict[str, str] | None = None,
-               vector=None, per_doc: int | None = None, group_by: GroupBy = "chunk"
-               ) -> list[Hit] | list[DocumentHit]:
+               vector=None, per_doc: int | None = None, group_by: GroupBy = "chunk",
+               groups: Iterable[str] | None = None) -> list[Hit] | list[DocumentHit]:
         """The top `k` chunks with at most `per_doc` of one document (default search.per_doc; 0 = no cap),
-        or with group_by="doc" the top `k` documents, each with its best `per_doc` chunks (0 = all found)."""
+        or with group_by="doc" the top `k` documents, each with its best `per_doc` chunks (0 = all found);
+        only chunks the caller's `groups` may see (default: the retriever's)."""
         if mode not in MODES:
             raise ValueError(f"unknown mode '{mode}'; use one of {', '.join(MODES)}")
         if group_by not in ("chunk", "doc"):
             raise ValueError(f"unknown group_by '{group_by}'; use chunk or doc")
+        if k < 1:
+            raise ValueError(f"k must be at least 1, not {k}")
         cap = self.config.per_doc if per_doc is None else per_doc
-        where = where_clause(filters or {})
+        where = combine(self.visible(groups), where_clause(filters or {}))
         if mode != "fts" and vector is None:
             vector = self.embedder.embed([query])[0]
         self._log(query, mode, vector)  # fts logs no vector: query drift embeds logged fts queries when it reads them

@@ -45,6 +45,12 @@ class SourceRegistry:
         self.file.write_text(json.dumps(sources, indent=2, sort_keys=True))
         return source
 
+    def unregister(self, name: str) -> None:
+        """Forget a source registered for a run that failed."""
+        sources = {n: s.model_dump() for n, s in self.all().items() if n != name}
+        if self.file.is_file():
+            self.file.write_text(json.dumps(sources, indent=2, sort_keys=True))
+
 
 def watched_sources(config: ProjectConfig, registry: SourceRegistry | None = None) -> list[SourceConfig]:
     """What the source sensor watches: the configured sources, then the registered ones."""
@@ -54,8 +60,9 @@ def watched_sources(config: ProjectConfig, registry: SourceRegistry | None = Non
 
 
 def resolve_source(config: ProjectConfig, name: str, registry: SourceRegistry | None = None) -> SourceConfig:
-    """A configured source by name, else a registered one; unknown names stop with one line."""
+    """A configured source by name, else a registered one, with the top-level `access` where it has none of its
+    own; unknown names stop with one line."""
     for source in watched_sources(config, registry):
         if source.name == name:
-            return source
+            return source if source.access else source.model_copy(update={"access": config.access})
     return config.source(name)  # raises ConfigError naming the configured sources

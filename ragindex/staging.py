@@ -18,7 +18,8 @@ from ragindex.storage import connect
 DOCUMENT_SCHEMA = pa.schema([
     ("doc_id", pa.string()), ("source", pa.string()), ("text", pa.string()), ("content_hash", pa.string()),
     ("title", pa.string()), ("path", pa.string()), ("size", pa.int64()), ("mtime", pa.float64()),
-    ("format", pa.string()), ("images", pa.list_(pa.string())), ("run_id", pa.string())])
+    ("format", pa.string()), ("images", pa.list_(pa.string())), ("run_id", pa.string()),
+    ("groups", pa.list_(pa.string())), ("access_hash", pa.string())])  # access groups, policy they came from
 _INDEX_ONLY = ("vector", "fingerprint")
 
 
@@ -40,10 +41,16 @@ class StageTable:
         return self.name in table_names(self.db)
 
     def open(self, version: int | None = None):
+        """The table (created if new; columns added to the schema since it was made are added, empty), or a
+        checked-out copy at a version."""
         table = self.db.open_table(self.name) if self.exists() else self.db.create_table(
             self.name, schema=self.schema, exist_ok=True)
         if version is not None and version != table.version:
             table.checkout(version)
+        elif version is None:
+            missing = [f for f in self.schema if f.name not in table.schema.names]
+            if missing:
+                table.add_columns(missing)
         return table
 
     def version(self) -> int:

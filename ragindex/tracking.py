@@ -158,9 +158,12 @@ class Tracker:
         from mlflow.exceptions import MlflowException
         from mlflow.models import ModelSignature
         from mlflow.types import ColSpec, Schema
+        from mlflow.types.schema import Array
 
-        signature = ModelSignature(inputs=Schema([ColSpec("string", "query"), ColSpec("long", "k", required=False),
-                                                  ColSpec("string", "mode", required=False)]))
+        signature = ModelSignature(inputs=Schema([  # the rows ragindex/requests.py validates
+            ColSpec("string", "query"), ColSpec("long", "k", required=False), ColSpec("string", "mode", required=False),
+            ColSpec("long", "per_doc", required=False), ColSpec("string", "group_by", required=False),
+            ColSpec(Array("string"), "groups", required=False)]))
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp) / "retriever"
             mlflow.pyfunc.save_model(str(folder), python_model=str(MODEL_FILE), model_config=model_config,

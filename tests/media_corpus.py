@@ -102,7 +102,7 @@ def index_rows(documents, chunker, embedder, fingerprint: str = "fp"):
 
     rows = [{**asdict(chunk), "title": doc.title, "path": doc.path, "format": doc.format,
              "doc_hash": doc.content_hash, "doc_size": doc.size, "doc_mtime": doc.mtime,
-             "chunker_hash": chunker.config_hash, "fingerprint": fingerprint}
+             "chunker_hash": chunker.config_hash, "fingerprint": fingerprint, "groups": list(doc.visible_to)}
             for doc in documents for chunk in chunker.chunk(doc)]
     vectors = embedder.embed([row["text"] for row in rows])
     for row, vector in zip(rows, vectors, strict=True):

@@ -50,7 +50,7 @@ def test_widened_context_rebuilds_the_section_without_repeating_overlaps(store, 
     assert any(join_overlapping(a, b) != f"{a}\n{b}" for a, b in zip(bodies, bodies[1:], strict=False))
     retriever = Retriever(store, embedder)
     hit = next(h for h in retriever.search("counted the hawser stock", "fts", k=10) if h.doc_id == "log.md")
-    [context] = widen(store.open(), [hit], max_tokens=10_000)
+    [context] = widen(store.open(), [hit], max_tokens=10_000, visible=None)
     assert context.chunk_ids == tuple(r["chunk_id"] for r in section)  # the whole section, never another one
     assert context.text == "Keeper > Stores log\n\n" + LOG  # every sentence exactly once, in order
     assert FUEL not in context.text and context.chunk_id == hit.chunk_id
@@ -61,13 +61,13 @@ def test_budget_and_one_citation_per_passage(store, embedder) -> None:
     middle = section[1]
     hits = Retriever(store, embedder, SearchConfig(per_doc=0)).search("keeper counted stock", "dense_exact", k=20)
     hit = next(h for h in hits if h.chunk_id == middle["chunk_id"])
-    [alone] = widen(store.open(), [hit], max_tokens=middle["n_tokens"])
+    [alone] = widen(store.open(), [hit], max_tokens=middle["n_tokens"], visible=None)
     assert alone.chunk_ids == (hit.chunk_id,) and alone.text == hit.text
-    [two] = widen(store.open(), [hit], max_tokens=middle["n_tokens"] + section[2]["n_tokens"])
+    [two] = widen(store.open(), [hit], max_tokens=middle["n_tokens"] + section[2]["n_tokens"], visible=None)
     assert two.chunk_ids == (middle["chunk_id"], section[2]["chunk_id"])  # the next chunk first
     assert two.n_tokens <= middle["n_tokens"] + section[2]["n_tokens"]
     neighbour = next(h for h in hits if h.chunk_id == section[2]["chunk_id"])
-    contexts = widen(store.open(), [hit, neighbour], max_tokens=10_000)
+    contexts = widen(store.open(), [hit, neighbour], max_tokens=10_000, visible=None)
     assert len(contexts) == 1  # the second hit is inside the first one's context
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import email.utils
 import json
 import threading
 import time
@@ -26,11 +27,13 @@ class FakeChat:
         self.calls: list[dict] = []
         self.headers: list[dict] = []
         self.respond: Callable[[dict, int], Reply] = lambda request, n: (200, {"ok": True}, 0.0)
+        self.reply_headers: dict[str, str] = {}  # sent with every reply (Retry-After)
         self.lock = threading.Lock()
 
     def reset(self) -> None:
         self.calls.clear()
         self.headers.clear()
+        self.reply_headers = {}
         self.respond = lambda request, n: (200, {"ok": True}, 0.0)
 
 
@@ -62,6 +65,8 @@ def _handler(fake: FakeChat) -> type[BaseHTTPRequestHandler]:
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))
+                for name, value in fake.reply_headers.items():
+                    self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(payload)
             except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout test)
@@ -102,7 +107,7 @@ def base_url(server) -> str:
 
 
 def make_client(base_url: str, cache_dir, sleeps: list[float] | None = None, **config) -> LLMClient:
-    settings = {"timeout": 2.0, "max_retries": 2, "backoff": 0.5, "max_backoff": 1.0, **config}
+    settings = {"read_timeout": 2.0, "max_retries": 2, "backoff": 0.5, "max_backoff": 1.0, **config}
     recorded = sleeps if sleeps is not None else []
     return LLMClient(LLMConfig(base_url, "test-model", "sk-test", **settings), cache_dir, sleep=recorded.append)
 
@@ -118,9 +123,12 @@ def test_config_from_environment() -> None:
     assert LLMConfig.from_env({}) is None
     assert LLMConfig.from_env({"RAGINDEX_LLM_BASE_URL": "http://x/v1"}) is None  # no model
     config = LLMConfig.from_env({"RAGINDEX_LLM_BASE_URL": "http://x/v1/", "RAGINDEX_LLM_MODEL": "m",
-                                 "RAGINDEX_LLM_API_KEY": "sk", "RAGINDEX_LLM_TIMEOUT": "7"})
-    assert (config.endpoint, config.model, config.api_key, config.timeout) == ("http://x/v1/chat/completions", "m",
-                                                                               "sk", 7.0)
+                                 "RAGINDEX_LLM_API_KEY": "sk", "RAGINDEX_LLM_TIMEOUT": "7",
+                                 "RAGINDEX_LLM_CONNECT_TIMEOUT": "2.5"})
+    assert (config.endpoint, config.model, config.api_key) == ("http://x/v1/chat/completions", "m", "sk")
+    assert (config.read_timeout, config.connect_timeout) == (7.0, 2.5)
+    defaults = LLMConfig("http://x/v1", "m")  # seconds, never minutes: a silent endpoint costs a bounded wait
+    assert defaults.connect_timeout <= 10 and defaults.read_timeout <= 30 and defaults.deadline <= 60
     assert "sk" not in json.dumps(config.describe())
     assert LLMClient.from_env(env={}) is None
 
@@ -189,7 +197,7 @@ def test_persistent_500_and_client_errors(fake, base_url, tmp_path) -> None:
 
 def test_timeout_is_retried_with_a_limit(fake, base_url, tmp_path) -> None:
     fake.respond = lambda request, n: (200, {"late": True}, 1.0)
-    client = make_client(base_url, tmp_path / "cache", timeout=0.2, max_retries=1)
+    client = make_client(base_url, tmp_path / "cache", read_timeout=0.2, max_retries=1)
     start = time.perf_counter()
     result = client.chat_json(MESSAGES)
     assert time.perf_counter() - start < 1.5
@@ -198,10 +206,56 @@ def test_timeout_is_retried_with_a_limit(fake, base_url, tmp_path) -> None:
 
 
 def test_unreachable_endpoint_is_reported(tmp_path) -> None:
-    client = LLMClient(LLMConfig("http://127.0.0.1:9/v1", "m", max_retries=1, timeout=1.0), tmp_path,
+    client = LLMClient(LLMConfig("http://127.0.0.1:9/v1", "m", max_retries=1, connect_timeout=1.0), tmp_path,
                        sleep=lambda s: None)
     result = client.chat_json(MESSAGES)
     assert not result.ok and result.attempts == 2 and "connection error" in result.error
+
+
+def test_429_honours_retry_after_in_seconds_and_as_a_date(fake, base_url, tmp_path) -> None:
+    fake.respond = lambda request, n: (429, "slow down", 0.0) if n == 1 else (200, {"x": 1}, 0.0)
+    fake.reply_headers = {"Retry-After": "0.8"}
+    sleeps: list[float] = []
+    result = make_client(base_url, tmp_path, sleeps, backoff=0.1, max_backoff=5.0).chat_json(MESSAGES)
+    assert result.ok and result.attempts == 2 and "HTTP 429" in result.errors[0] and sleeps == [0.8]
+    fake.reset()
+    fake.respond = lambda request, n: (503, "busy", 0.0) if n == 1 else (200, {"x": 2}, 0.0)
+    fake.reply_headers = {"Retry-After": email.utils.formatdate(time.time() + 3, usegmt=True)}
+    sleeps.clear()
+    result = make_client(base_url, tmp_path, sleeps, backoff=0.1, max_backoff=10.0).chat_json(MESSAGES, False)
+    assert result.ok and len(sleeps) == 1 and 1.0 < sleeps[0] <= 3.0  # the date, less the time gone by
+    fake.reset()
+    fake.respond = lambda request, n: (429, "quota", 0.0)
+    fake.reply_headers = {"Retry-After": "3600"}  # capped at max_backoff
+    sleeps.clear()
+    result = make_client(base_url, tmp_path, sleeps, max_retries=1, max_backoff=2.0).chat_json(MESSAGES, False)
+    assert not result.ok and sleeps == [2.0] and "HTTP 429" in result.error
+
+
+def test_a_stalled_server_costs_the_read_timeout_and_the_deadline_stops_retries(fake, base_url, tmp_path) -> None:
+    fake.respond = lambda request, n: (200, {"late": True}, 1.5)
+    client = make_client(base_url, tmp_path, read_timeout=0.3, max_retries=5, backoff=0.1, deadline=0.5)
+    start = time.perf_counter()
+    result = client.chat_json(MESSAGES)
+    assert time.perf_counter() - start < 1.2  # two 0.3 s attempts, not six
+    assert not result.ok and result.attempts == 2 and "read timeout after 0.3 s" in result.error
+    assert "deadline" in result.error
+
+
+def test_malformed_json_reply_is_retried_then_reported(fake, base_url, tmp_path) -> None:
+    fake.respond = lambda request, n: (200, b'{"choices": [{"message": {"content": ', 0.0)  # truncated
+    sleeps: list[float] = []
+    result = make_client(base_url, tmp_path, sleeps, max_retries=1).chat_json(MESSAGES)
+    assert not result.ok and result.attempts == 2 and "malformed chat-completions response" in result.error
+    assert len(fake.calls) == 2 and sleeps == [0.5]
+
+
+def test_a_generator_that_produced_nothing_says_why(fake, base_url, tmp_path) -> None:
+    fake.respond = lambda request, n: (503, "maintenance", 0.0)
+    client = make_client(base_url, tmp_path, max_retries=0)
+    result = generate(corpus(), ["llm"], n=2, seed=1, llm_client=client, options={"llm": {"min_words": 10}})
+    notes = " ".join(result.outputs["llm"].notes)
+    assert result.rows == [] and "HTTP 503" in notes and "consecutive endpoint failures" in notes
 
 
 def _question_server(request: dict, n: int) -> Reply:

@@ -51,7 +51,7 @@ def parse_question(data: Mapping) -> tuple[str, str] | str:
 
 def llm_rows(chunks: Sequence[Mapping], client: LLMClient, n: int, seed: int = 0, corpus_version: str = "",
              min_words: int = 30, max_attempts: int | None = None,
-             max_consecutive_failures: int = 5) -> GeneratorOutput:
+             max_consecutive_failures: int = 3) -> GeneratorOutput:
     """Ask for a question about each sampled chunk until `n` rows; failures are recorded, never raised.
 
     Chunks are sampled in a seeded order from those whose body has >= `min_words` words. At most
@@ -94,6 +94,9 @@ def llm_rows(chunks: Sequence[Mapping], client: LLMClient, n: int, seed: int = 0
         seen.add(key)
         out.rows.append(make_row("llm", question, [(chunk, 1)], context, str(chunk["doc_id"]), answer=answer,
                              generator_model=client.model))
-    if len(out.rows) < n:
-        out.notes.append(f"{len(out.rows)} of {n} questions after {attempts} chunk(s) tried")
+    if not eligible:
+        out.notes.append(f"no chunk has at least {min_words} words to ask about")
+    elif len(out.rows) < n:
+        last = f"; last failure: {out.failures[-1]['error']}" if out.failures else ""
+        out.notes.append(f"{len(out.rows)} of {n} questions after {attempts} chunk(s) tried{last}")
     return out

@@ -23,6 +23,10 @@ def generate_and_publish(table, source: SourceConfig, config: DatasetConfig, cor
     client = LLMClient.from_env(cache_dir=DataLayout.current().llm_cache) if "llm" in generators else None
     result = generate(chunks, generators, n or config.n, config.seed, corpus_version=corpus_version,
                       eval_set=eval_set, llm_client=client)
+    if not result.rows:  # say why each generator produced nothing (a dead LLM endpoint, too few chunks, ...)
+        reasons = "; ".join(f"{name}: {', '.join(out.notes) or out.skipped or 'no candidates'}"
+                            for name, out in result.outputs.items())
+        raise ValueError(f"no rows to publish ({reasons})")
     published = publish_dataset(out or config.resolved_out(), source.name, result.rows, chunks,
                                 source_license=source.licence(),
                                 source_description=f"source '{source.name}' ({source.type})",

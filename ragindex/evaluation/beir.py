@@ -11,7 +11,7 @@ EXAMPLES = 5  # ids quoted per aggregated problem message
 
 
 class EvalDataError(ValueError):
-    """The evaluation data set is missing or unreadable."""
+    """The evaluation data set is missing or malformed (`path:line: why` for a bad line)."""
 
 
 @dataclass
@@ -52,12 +52,8 @@ def load_queries(path: Path, problems: list[str], generators: dict[str, str] | N
         for lineno, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
-            try:
-                row = json.loads(line)
-                qid, text = str(row["_id"]).strip(), row.get("text")
-            except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
-                problems.append(f"{path}:{lineno}: unreadable query line ({type(exc).__name__}: {exc})")
-                continue
+            row = _json_line(path, lineno, line)
+            qid, text = str(row["_id"]).strip(), row.get("text")
             if not isinstance(text, str) or not text.strip():
                 empty.append(qid)
             elif qid in queries:
@@ -75,6 +71,34 @@ def load_queries(path: Path, problems: list[str], generators: dict[str, str] | N
     return queries
 
 
+def _json_line(path: Path, lineno: int, line: str | bytes) -> dict:
+    """One JSON-lines record with a non-empty `_id`, or EvalDataError naming the file and line."""
+    try:
+        row = json.loads(line)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise EvalDataError(f"{path}:{lineno}: not valid JSON ({getattr(error, 'msg', error)})") from None
+    if not isinstance(row, dict) or not str(row.get("_id", "")).strip():
+        raise EvalDataError(f'{path}:{lineno}: expected a JSON object with a non-empty "_id"')
+    return row
+
+
+def validate_corpus(folder: str | Path) -> int:
+    """Check every line of a BEIR folder's corpus.jsonl (JSON objects with `_id` and a string `text`) before it is
+    indexed; returns the number of documents."""
+    path = Path(folder) / "corpus.jsonl"
+    if not path.is_file():
+        raise EvalDataError(f"evaluation data missing: {path} does not exist; a BEIR folder needs corpus.jsonl")
+    count = 0
+    with path.open("rb") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if line.strip():
+                row = _json_line(path, lineno, line)
+                if not isinstance(row.get("text"), str):
+                    raise EvalDataError(f'{path}:{lineno}: "text" must be a string')
+                count += 1
+    return count
+
+
 def load_qrels(path: Path, problems: list[str]) -> dict[str, dict[str, int]]:
     """Read BEIR `qid docid rel` (optional header) or TREC `qid 0 docid rel` qrels; first judgement wins."""
     qrels: dict[str, dict[str, int]] = defaultdict(dict)
@@ -85,14 +109,13 @@ def load_qrels(path: Path, problems: list[str]) -> dict[str, dict[str, int]]:
             if not cols:
                 continue
             if len(cols) not in (3, 4):
-                problems.append(f"{path}:{lineno}: expected 3 (BEIR) or 4 (TREC) columns, got {len(cols)}")
-                continue
+                raise EvalDataError(f"{path}:{lineno}: expected 3 (BEIR) or 4 (TREC) columns, got {len(cols)}")
             qid, doc_id, rel_text = cols if len(cols) == 3 else (cols[0], cols[2], cols[3])
             try:
                 rel = int(rel_text)
             except ValueError:
                 if lineno != 1:  # a non-numeric first line is a header such as `query-id corpus-id score`
-                    problems.append(f"{path}:{lineno}: relevance {rel_text!r} is not an integer; skipped")
+                    raise EvalDataError(f"{path}:{lineno}: relevance {rel_text!r} is not an integer") from None
                 continue
             if doc_id in qrels[qid]:
                 dupes += 1

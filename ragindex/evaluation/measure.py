@@ -40,14 +40,15 @@ def mlflow_metrics(result: EvaluationResult) -> dict[str, float]:
 
 
 def measure(store: IndexStore, tag: str, embedder, dataset: Path, out: Path, search: SearchConfig,
-            config: EvaluationConfig, mlflow_run_id: str | None, progress: Callable[[str], None] | None = None
-            ) -> tuple[EvaluationResult, dict, list[Path]]:
+            config: EvaluationConfig, mlflow_run_id: str | None, progress: Callable[[str], None] | None = None,
+            groups: tuple[str, ...] | None = None) -> tuple[EvaluationResult, dict, list[Path]]:
     """Evaluate the table at `tag` on the judged queries of `dataset`; write metrics.json, per-query scores,
-    report.md and a plot into `out`. Returns the result, the metrics payload and the files written."""
+    report.md and a plot into `out`. Returns the result, the metrics payload and the files written. `groups`:
+    measure what a caller with these groups retrieves; None: every chunk (the build's own evaluation)."""
     table = store.open(tag)
     doc_ids = set(scan_columns(table, ["doc_id"]).column("doc_id").to_pylist())
     evalset = load_beir(dataset, known_doc_ids=doc_ids)
-    retriever = Retriever(store, embedder, search, version=tag)
+    retriever = Retriever(store, embedder, search, version=tag, groups=groups or (), unrestricted=groups is None)
     result = evaluate(retriever, evalset, str(dataset), config.depth, config.folds, config.seed, progress=progress)
     index = {"uri": store.uri, "table": store.name, "version": table.version, "tag": tag}
     payload = result.as_json(mlflow_run_id, index)

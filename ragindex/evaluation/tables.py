@@ -21,7 +21,7 @@ def document_chunks(documents: Iterable[Document], chunker: Chunker) -> list[dic
         for chunk in chunker.chunk(doc):
             rows.append({**asdict(chunk), "title": doc.title, "path": doc.path, "format": doc.format,
                          "doc_hash": doc.content_hash, "doc_size": doc.size, "doc_mtime": doc.mtime,
-                         "chunker_hash": chunker.config_hash})
+                         "chunker_hash": chunker.config_hash, "groups": list(doc.visible_to)})
     return rows
 
 

@@ -207,7 +207,7 @@ def ask(retriever: Retriever, question: str, k: int = 5, client: LLMClient | Non
     """`ask`: search capped at search.per_doc chunks of one document, each hit widened with the neighbouring
     chunks of its section up to search.context_tokens, then an answer citing the widened passages."""
     hits = retriever.search(question, mode, k)  # type: ignore[arg-type]
-    contexts = widen(retriever.table, hits, retriever.config.context_tokens)
+    contexts = widen(retriever.table, hits, retriever.config.context_tokens, retriever.visible())
     return answer_question(question, contexts, client, max_sentences, embed)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import email.utils
 import hashlib
 import http.client
 import json
@@ -9,8 +10,7 @@ import os
 import re
 import tempfile
 import time
-import urllib.error
-import urllib.request
+import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +20,8 @@ from ragindex.errors import ConfigError
 ENV_BASE_URL = "RAGINDEX_LLM_BASE_URL"
 ENV_MODEL = "RAGINDEX_LLM_MODEL"
 ENV_API_KEY = "RAGINDEX_LLM_API_KEY"
-ENV_TIMEOUT = "RAGINDEX_LLM_TIMEOUT"
+ENV_TIMEOUT = "RAGINDEX_LLM_TIMEOUT"  # read timeout, seconds
+ENV_CONNECT_TIMEOUT = "RAGINDEX_LLM_CONNECT_TIMEOUT"
 RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 _FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.DOTALL)
 
@@ -34,10 +35,12 @@ class LLMConfig:
     base_url: str
     model: str
     api_key: str | None = None
-    timeout: float = 60.0  # seconds per HTTP attempt
-    max_retries: int = 2  # extra attempts after the first, for retryable faults
-    backoff: float = 1.0  # first delay; doubles each retry
+    connect_timeout: float = 5.0  # seconds to open the connection
+    read_timeout: float = 30.0  # seconds the server may stay silent while sending the request or the reply
+    max_retries: int = 2  # extra attempts after the first, for retryable faults (timeouts, 408/429/5xx, bad JSON)
+    backoff: float = 1.0  # first delay; doubles each retry; a longer Retry-After is honoured up to max_backoff
     max_backoff: float = 20.0
+    deadline: float = 60.0  # no new attempt starts once a request has taken this long, retries included
     max_tokens: int | None = None
 
     @property
@@ -52,17 +55,16 @@ class LLMConfig:
         model = (env.get(ENV_MODEL) or "").strip()
         if not base_url or not model:
             return None
-        if env.get(ENV_TIMEOUT):
-            try:
-                overrides.setdefault("timeout", float(env[ENV_TIMEOUT]))
-            except ValueError:
-                raise ConfigError(f"{ENV_TIMEOUT}={env[ENV_TIMEOUT]!r}: expected a number of seconds") from None
+        for name, key in ((ENV_TIMEOUT, "read_timeout"), (ENV_CONNECT_TIMEOUT, "connect_timeout")):
+            if env.get(name):
+                overrides.setdefault(key, _seconds(name, env[name]))
         return cls(base_url=base_url, model=model, api_key=(env.get(ENV_API_KEY) or None), **overrides)
 
     def describe(self) -> dict:
         """The configuration without the key, for logs and run metadata."""
         return {"base_url": self.base_url, "model": self.model, "api_key_set": bool(self.api_key),
-                "timeout": self.timeout, "max_retries": self.max_retries}
+                "connect_timeout": self.connect_timeout, "read_timeout": self.read_timeout,
+                "max_retries": self.max_retries, "deadline": self.deadline}
 
 
 @dataclass
@@ -176,27 +178,39 @@ class LLMClient:
             body["max_tokens"] = self.config.max_tokens
         return json.dumps(body).encode("utf-8")
 
-    def _attempt(self, body: bytes) -> tuple[dict, str, dict | None]:
+    def _post(self, body: bytes) -> tuple[int, str, http.client.HTTPMessage, bytes]:
+        """One POST: the connection opened within connect_timeout, then every send and read within read_timeout."""
+        url = urllib.parse.urlsplit(self.config.endpoint)
+        kind = http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
+        connection = kind(url.hostname or "", url.port, timeout=self.config.connect_timeout)
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if self.config.api_key:
             headers["Authorization"] = f"Bearer {self.config.api_key}"
-        request = urllib.request.Request(self.config.endpoint, data=body, headers=headers, method="POST")
         try:
-            with urllib.request.urlopen(request, timeout=self.config.timeout) as response:
-                raw = response.read()
-        except urllib.error.HTTPError as error:
-            detail = _read_quietly(error)
-            retry_after = _retry_after(error.headers.get("Retry-After") if error.headers else None)
-            raise _AttemptError(f"HTTP {error.code} {error.reason}: {detail}", error.code in RETRY_STATUS,
-                                retry_after) from None
-        except urllib.error.URLError as error:
-            reason = error.reason
-            kind = "timeout" if isinstance(reason, TimeoutError) else "connection error"
-            raise _AttemptError(f"{kind}: {reason}", True) from None
-        except TimeoutError:
-            raise _AttemptError(f"timeout after {self.config.timeout:g} s", True) from None
-        except (http.client.HTTPException, ConnectionError, OSError) as error:
-            raise _AttemptError(f"connection error: {type(error).__name__}: {error}", True) from None
+            try:
+                connection.connect()
+            except TimeoutError:
+                raise _AttemptError(f"connect timeout after {self.config.connect_timeout:g} s", True) from None
+            except OSError as error:
+                raise _AttemptError(f"connection error: {type(error).__name__}: {error}", True) from None
+            connection.sock.settimeout(self.config.read_timeout)
+            try:
+                connection.request("POST", url.path + (f"?{url.query}" if url.query else ""), body, headers)
+                response = connection.getresponse()
+                return response.status, response.reason, response.msg, response.read()
+            except TimeoutError:
+                raise _AttemptError(f"read timeout after {self.config.read_timeout:g} s", True) from None
+            except (http.client.HTTPException, OSError) as error:
+                raise _AttemptError(f"connection error: {type(error).__name__}: {error}", True) from None
+        finally:
+            connection.close()
+
+    def _attempt(self, body: bytes) -> tuple[dict, str, dict | None]:
+        status, reason, headers, raw = self._post(body)
+        if status >= 300:
+            detail = raw[:200].decode("utf-8", "replace").strip() or "(empty body)"
+            raise _AttemptError(f"HTTP {status} {reason}: {detail}", status in RETRY_STATUS,
+                                _retry_after(headers.get("Retry-After")))
         try:
             envelope = json.loads(raw.decode("utf-8"))
             content = envelope["choices"][0]["message"]["content"]
@@ -223,6 +237,7 @@ class LLMClient:
         body = self._body(messages)
         errors: list[str] = []
         attempts = 0
+        start = time.monotonic()
         for attempt in range(self.config.max_retries + 1):
             attempts += 1
             self.stats.http_attempts += 1
@@ -235,6 +250,9 @@ class LLMClient:
                 delay = min(self.config.max_backoff, self.config.backoff * 2 ** attempt)
                 if error.retry_after is not None:
                     delay = min(self.config.max_backoff, max(delay, error.retry_after))
+                if time.monotonic() - start + delay >= self.config.deadline:
+                    errors[-1] += f" (not retried: the request's {self.config.deadline:g} s deadline would pass)"
+                    break
                 self.sleep(delay)
                 continue
             if use_cache:
@@ -246,15 +264,25 @@ class LLMClient:
         return LLMResult(ok=False, key=key, error=summary, attempts=attempts, errors=errors)
 
 
-def _read_quietly(error: urllib.error.HTTPError) -> str:
+def _seconds(name: str, value: str) -> float:
     try:
-        return error.read()[:200].decode("utf-8", "replace").strip() or "(empty body)"
-    except Exception:  # a body we cannot read only loses detail
-        return "(unreadable body)"
+        seconds = float(value)
+    except ValueError:
+        seconds = float("nan")
+    if not seconds > 0:
+        raise ConfigError(f"{name}={value!r}: expected a positive number of seconds")
+    return seconds
 
 
 def _retry_after(value: str | None) -> float | None:
+    """Retry-After in seconds: a number of seconds or an HTTP date."""
+    if not value:
+        return None
     try:
-        return max(0.0, float(value)) if value else None
+        return max(0.0, float(value))
     except ValueError:
+        pass
+    try:
+        return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
         return None

@@ -1,7 +1,9 @@
 """MLflow models-from-code: a retriever that opens its LanceDB table at a pinned tag and answers queries.
 
-Input rows: {"query": str, "k": int (default 10), "mode": "dense"|"dense_exact"|"fts"|"hybrid" (default hybrid),
-"per_doc": int (default search.per_doc; 0 = no cap), "group_by": "chunk"|"doc" (default chunk)}.
+Input rows: {"query": str, "k": int (1..search.max_k, default 10), "mode": "dense"|"dense_exact"|"fts"|"hybrid"
+(default hybrid), "per_doc": int (default search.per_doc; 0 = no cap), "group_by": "chunk"|"doc" (default chunk),
+"groups": the caller's access groups, a list or "a,b" (default none: public chunks only)}. Every row is validated
+before any search (ragindex/requests.py); bad rows raise one ValueError with a line per bad row.
 Output: one list of ranked chunks (chunk_id, doc_id, heading_path, score, text, citation, ...) or documents per row.
 Hybrid ranks with the fusion the build's evaluation chose (registered with the model).
 """
@@ -33,14 +35,13 @@ class RetrieverModel(PythonModel):
         self.retriever = Retriever(store, embedder, search, version=cfg["tag"], log_queries=True, fusion=fusion)
 
     def predict(self, context, model_input, params=None):
+        from ragindex.requests import parse_requests
+
         rows = model_input.to_dict("records") if hasattr(model_input, "to_dict") else list(model_input)
         out = []
-        for row in rows:
-            k = int(row.get("k") or 10)
-            per_doc = row.get("per_doc")
-            hits = self.retriever.search(str(row["query"]), row.get("mode") or "hybrid", k,
-                                         per_doc=None if per_doc is None else int(per_doc),
-                                         group_by=row.get("group_by") or "chunk")
+        for request in parse_requests(rows, self.retriever.config.max_k):
+            hits = self.retriever.search(request.query, request.mode, request.k, per_doc=request.per_doc,
+                                         group_by=request.group_by, groups=request.groups)
             out.append([h.as_dict() for h in hits])
         return out
 

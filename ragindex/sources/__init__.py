@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from ragindex.access import AccessPolicy
 from ragindex.config import SourceConfig
 from ragindex.documents import Document, Skipped
 from ragindex.errors import ConfigError
-from ragindex.sources.beir import read_beir_corpus
-from ragindex.sources.directory import read_directory
+from ragindex.sources.beir import corpus_file, read_beir_corpus
+from ragindex.sources.directory import has_files, read_directory
 from ragindex.sources.pydoc_topics import read_pydoc_topics
 
 # A previously indexed document's (content_hash, size, mtime), keyed by doc id.
@@ -16,8 +17,14 @@ Known = dict[str, tuple[str, int, float]]
 
 
 def read_source(source: SourceConfig, known: Known | None = None) -> Iterator[Document | Skipped | str]:
-    """Yield documents, skipped inputs, and the ids (plain str) of files whose size and mtime are unchanged."""
-    known = known or {}
+    """Yield documents (their access groups resolved by the source's policy), skipped inputs, and the ids (plain
+    str) of files whose size and mtime are unchanged."""
+    policy = AccessPolicy(source.access)
+    for item in _read(source, known or {}):
+        yield policy.apply(item) if isinstance(item, Document) else item
+
+
+def _read(source: SourceConfig, known: Known) -> Iterator[Document | Skipped | str]:
     if source.type == "pydoc_topics":
         yield from read_pydoc_topics(source.name)
         return
@@ -32,3 +39,16 @@ def read_source(source: SourceConfig, known: Known | None = None) -> Iterator[Do
         yield from read_directory(source, path, {} if source.always_hash else known)
     else:  # pragma: no cover - pydantic already restricts the type
         raise ConfigError(f"unknown source type '{source.type}'; use directory, beir or pydoc_topics")
+
+
+def has_input(source: SourceConfig) -> bool:
+    """Whether a source holds anything to index: a file its include patterns match, a non-blank corpus line."""
+    if source.type == "pydoc_topics":
+        return True
+    path = source.resolved_path()
+    if source.type == "beir":
+        with corpus_file(path).open("rb") as handle:
+            return any(line.strip() for line in handle)
+    if not path.is_dir():
+        raise ConfigError(f"source '{source.name}': {path} is not a directory")
+    return has_files(source, path)

@@ -7,6 +7,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from ragindex.access import split_front_matter
 from ragindex.config import SourceConfig
 from ragindex.documents import Document, Skipped, sha256_hex
 from ragindex.images import IMAGE_SUFFIXES, image_description, image_refs, inside, load_image, resolve_ref
@@ -68,21 +69,23 @@ def _title(text: str, fallback: str) -> str:
     return fallback
 
 
-def _content(path: Path, fmt: str, data: bytes, source: SourceConfig) -> tuple[str, str, str]:
-    """Text, title and format of a file's content; ValueError says why it cannot be indexed."""
+def _content(path: Path, fmt: str, data: bytes, source: SourceConfig
+             ) -> tuple[str, str, str, tuple[str, ...] | None, str | None]:
+    """Text, title, format, the access groups a Markdown front matter declares (stripped from the text) and a
+    problem with that front matter; ValueError says why the file cannot be indexed."""
     if fmt == "pdf":
         pages, title = pdf_pages(data)
-        return PAGE_BREAK.join(pages), title or path.stem, fmt
+        return PAGE_BREAK.join(pages), title or path.stem, fmt, None, None
     if fmt == "image":  # the file name and any text the image carries; alt text comes from referring documents
         description = image_description(path, source.max_image_pixels)
         title = description.splitlines()[0][:200] if description else path.stem
-        return "\n".join(filter(None, [description, path.name])), title, fmt
-    text = _decode(data)
+        return "\n".join(filter(None, [description, path.name])), title, fmt, None, None
+    text, declared, problem = split_front_matter(_decode(data)) if fmt == "markdown" else (_decode(data), None, None)
     if fmt == "html":
         text, fmt = html_to_markdown(text), "markdown"
     if not text.strip():
         raise ValueError("no text content")
-    return text, _title(text, path.stem), fmt
+    return text, _title(text, path.stem), fmt, declared, problem
 
 
 def _image_problem(image: Path, root: Path, max_pixels: int) -> str | None:
@@ -115,6 +118,11 @@ def _referenced_images(text: str, path: Path, doc_id: str, root: Path, max_pixel
     return tuple(dict.fromkeys(images)), skipped
 
 
+def has_files(source: SourceConfig, root: Path) -> bool:
+    """Whether any file under root matches the source's include patterns (stops at the first)."""
+    return any(any(fnmatch.fnmatch(path.name.lower(), p) for p in source.include) for path in _walk(root, []))
+
+
 def read_directory(
     source: SourceConfig, root: Path, known: dict[str, tuple[str, int, float]]
 ) -> Iterator[Document | Skipped | str]:
@@ -139,7 +147,7 @@ def read_directory(
             if stat.st_size > source.max_file_bytes:
                 raise ValueError(f"over-size file ({stat.st_size} bytes > max_file_bytes {source.max_file_bytes})")
             data = path.read_bytes()
-            text, title, fmt = _content(path, fmt, data, source)
+            text, title, fmt, declared, problem = _content(path, fmt, data, source)
         except PermissionError:
             yield Skipped(str(path), "unreadable (permission denied)", doc_id)
             continue
@@ -149,6 +157,8 @@ def read_directory(
         except ValueError as error:
             yield Skipped(str(path), str(error), doc_id)
             continue
+        if problem:  # a notice, not a skip: the document is indexed, visible to no caller
+            yield Skipped(str(path), f"{problem}; indexed with no access group (no caller sees it)")
         images: tuple[str, ...] = ()
         if fmt == "markdown":
             images, broken = _referenced_images(text, path, doc_id, root, source.max_image_pixels, checked)
@@ -164,5 +174,6 @@ def read_directory(
             mtime=stat.st_mtime,
             format=fmt,
             images=images,
+            groups=declared,
         )
     yield from skipped

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Literal
 
 from ragindex.evaluation.fusion import rrf
-from ragindex.lance_tables import quote
+from ragindex.lance_tables import in_list, quote
 from ragindex.vision.embedder import ImageEmbedder
 from ragindex.vision.store import ImageStore
 
@@ -32,10 +32,13 @@ class ImageHit:
 
 
 def search_images(store: ImageStore, embedder: ImageEmbedder, query: str, k: int = 10,
-                  source: str | None = None) -> list[ImageHit]:
-    """The k images nearest the query's text-tower vector (exact cosine), among vectors of this model only."""
+                  source: str | None = None, doc_ids: set[str] | None = None) -> list[ImageHit]:
+    """The k images nearest the query's text-tower vector (exact cosine), among vectors of this model only and,
+    when `doc_ids` is given, among images of those documents (the ones the caller may see)."""
     vector = embedder.embed_texts([query])[0]
     where = f"fingerprint = {quote(embedder.fingerprint.id)}" + (f" AND source = {quote(source)}" if source else "")
+    if doc_ids is not None:
+        where += f" AND {in_list('doc_id', sorted(doc_ids))}" if doc_ids else " AND false"
     rows = (store.open().search(vector, vector_column_name="vector").distance_type("cosine")
             .bypass_vector_index().where(where, prefilter=True)
             .select(["image_id", "doc_id", "source", "caption", "path", "_distance"]).limit(k).to_list())

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ragindex.evaluation.beir import EvalDataError, EvalSet, load_beir
+from ragindex.evaluation.beir import EvalDataError, EvalSet, load_beir, validate_corpus
 from ragindex.evaluation.metrics import METRICS, mean_metrics, per_query_metrics
 
 MSMARCO_5K = Path(__file__).parents[2].parent / "shared/datasets/msmarco-5k"
@@ -47,7 +47,7 @@ def test_validation_problems_are_collected(tmp_path: Path) -> None:
         {"_id": "q3", "text": "only negatives"},
         {"_id": "q4", "text": "doc outside corpus"},
     ]
-    qrels = "q1\td1\t1\nq1\td1\t2\nq2\td1\t1\nq3\td2\t0\nghost\td1\t1\nq4\tmissing\t1\nq1\td3\tx\n"
+    qrels = "q1\td1\t1\nq1\td1\t2\nq2\td1\t1\nq3\td2\t0\nghost\td1\t1\nq4\tmissing\t1\n"
     ev = load_beir(_write(tmp_path / "ds", queries, qrels), known_doc_ids={"d1", "d2", "d3"})
     assert ev.queries == {"q1": "first", "q3": "only negatives", "q4": "doc outside corpus"}
     assert ev.qrels == {"q1": {"d1": 1}, "q3": {"d2": 0}}
@@ -59,8 +59,27 @@ def test_validation_problems_are_collected(tmp_path: Path) -> None:
     assert "qrels for 2 query ids not in queries.jsonl dropped: ghost, q2" in text
     assert "1 qrels naming 1 documents not in the corpus dropped: missing" in text
     assert "2 of 3 queries have no positive judgement and are not scored: q3, q4" in text
-    assert "relevance 'x' is not an integer" in text
-    assert len(ev.problems) == 7
+    assert len(ev.problems) == 6
+
+
+@pytest.mark.parametrize(("file", "content", "where", "why"), [
+    ("queries.jsonl", '{"_id": "q1", "text": "ok"}\n{"_id": "q2", "text": \n', "queries.jsonl:2", "not valid JSON"),
+    ("queries.jsonl", '{"_id": "q1", "text": "ok"}\n\n["q3"]\n', "queries.jsonl:3", 'non-empty "_id"'),
+    ("qrels/test.tsv", "query-id\tcorpus-id\tscore\nq1\td1\t1\nq1\td3\tx\n", "test.tsv:3", "'x' is not an integer"),
+    ("qrels/test.tsv", "q1\td1\t1\nq1 d2\n", "test.tsv:2", "got 2"),
+    ("corpus.jsonl", '{"_id": "d1", "text": "a"}\n{"_id": "d2", "text": 5}\n', "corpus.jsonl:2", '"text" must'),
+    ("corpus.jsonl", '{"_id": "d1", "text": "a"}\n{"_id": "", "text": "b"}\n', "corpus.jsonl:2", '"_id"'),
+])
+def test_malformed_lines_stop_with_file_and_line(tmp_path: Path, file: str, content: str, where: str,
+                                                 why: str) -> None:
+    folder = _write(tmp_path / "ds", [{"_id": "q1", "text": "ok"}], "q1\td1\t1\n")
+    (folder / "corpus.jsonl").write_text('{"_id": "d1", "text": "a"}\n', encoding="utf-8")
+    (folder / file).write_text(content, encoding="utf-8")
+    with pytest.raises(EvalDataError) as err:
+        load_beir(folder)
+        validate_corpus(folder)
+    message = str(err.value)
+    assert where in message and why in message and "\n" not in message
 
 
 @pytest.mark.parametrize("missing", ["folder", "queries.jsonl", "qrels/test.tsv"])
