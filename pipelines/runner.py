@@ -7,6 +7,7 @@ re-derives a figure.
 from __future__ import annotations
 
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,11 +15,13 @@ from dagster import DagsterInstance, ExecuteInProcessResult
 
 from ragindex.config import load_config
 from ragindex.errors import ConfigError, RunFailed
+from ragindex.locks import file_lock, writer_lock
 from ragindex.paths import DataLayout, default_config_path
 from ragindex.source_registry import SourceRegistry, adhoc_source, resolve_source
 from ragindex_app.assets.partitions import BuildPartition
 from ragindex_app.pipelines.factory import build_definitions
 from ragindex_app.pipelines.resources import build_resources
+from ragindex_app.pipelines.run_health import fail_dead_runs, process_tags
 
 
 def _console(verbose: bool) -> dict:
@@ -70,12 +73,17 @@ def run_index(config_path: str | None, source: str, table: str | None = None, ve
     config = load_config(path)
     lancedb = build_resources(config, DataLayout.current())["lancedb"]
     partition = BuildPartition(name, lancedb.physical_table(table or config.index.table))
-    instance = DagsterInstance.get()
-    partition.register(instance)
+    with file_lock(DataLayout.current().locks / "dagster-instance.lock", "the Dagster instance"):
+        instance = DagsterInstance.get()  # two processes creating its SQLite schema at once collide
+        fail_dead_runs(instance)
+        partition.register(instance)
     job = build_definitions(path).resolve_job_def("index_job")
     start = time.perf_counter()
-    result = job.execute_in_process(instance=instance, partition_key=partition.key, raise_on_error=False,
-                                    tags={"trigger": "cli", **(tags or {})}, run_config=_console(verbose))
+    run_id = str(uuid.uuid4())
+    with writer_lock(partition.table, name, run_id, config.index.lock_timeout_s):
+        result = job.execute_in_process(instance=instance, partition_key=partition.key, raise_on_error=False,
+                                        run_id=run_id, tags={"trigger": "cli", **(tags or {}), **process_tags()},
+                                        run_config=_console(verbose))
     if not result.success:
         raise RunFailed(f"{failure_message(result)} (Dagster run {result.run_id})")
     summary = RunSummary(result.run_id, name, partition.table, round(time.perf_counter() - start, 2))

@@ -104,6 +104,7 @@ class IndexConfig(_Strict):
     max_delete_fraction: float = Field(default=0.3, ge=0, le=1)
     confirm_deletions: bool = False
     retention: RetentionConfig = RetentionConfig()
+    lock_timeout_s: float = Field(default=3600, gt=0)  # a run waits this long for another writer of its table+source
 
     def resolved_uri(self) -> str:
         return self.uri or str(DataLayout.current().lancedb)

@@ -72,12 +72,15 @@ def _schedule_tick(defs, instance, when: datetime):
         return schedule.evaluate_tick(context)
 
 
-def _execute(defs, instance, request):
-    """Launch a requested run in-process, with the request's partition and tags."""
+def _execute(defs, instance, request, succeed: bool = True):
+    """Launch a requested run in-process, with the request's partition and tags (and its run key, as the daemon
+    tags the runs it launches)."""
     tags = {k: v for k, v in (request.tags or {}).items() if not k.startswith("dagster/")}
+    if request.run_key:
+        tags["dagster/run_key"] = request.run_key
     result = defs.resolve_job_def("index_job").execute_in_process(
         instance=instance, partition_key=request.partition_key, tags=tags, raise_on_error=False)
-    assert result.success, failure_message(result)
+    assert result.success == succeed, failure_message(result)
     return result
 
 
