@@ -196,6 +196,14 @@ class DriftConfig(_Strict):
         return self
 
 
+class UpkeepConfig(_Strict):
+    """The daily upkeep (compaction, index folding, version cleanup) and the limits its checks warn past."""
+
+    max_fragments: int = Field(default=64, gt=0)  # data fragments of a table
+    max_versions: int = Field(default=200, gt=0)  # versions kept on disk
+    max_unindexed_rows: int = Field(default=10_000, ge=0)  # rows an index of the table still lacks
+
+
 class ProjectConfig(_Strict):
     """The whole configuration file."""
 
@@ -210,6 +218,7 @@ class ProjectConfig(_Strict):
     datasets: DatasetConfig = DatasetConfig()
     serving: ServingConfig = ServingConfig()
     drift: DriftConfig = DriftConfig()
+    upkeep: UpkeepConfig = UpkeepConfig()
 
     @model_validator(mode="after")
     def _unique_sources(self) -> ProjectConfig:
