@@ -55,7 +55,9 @@ def upkeep(context: AssetExecutionContext, project: ProjectResource, lancedb: La
         if store.exists():
             table = store.open()
             pinned = mlflow.tracker.protected_tags(table=store.name, uri=store.uri)
+            rebuilt = store.rebuild_ann()  # before compaction: delta segments keep their fragments apart
             results["index"] = upkeep_table(table, policy.keep_last_tags, older_than, tag_versions(table, pinned))
+            results["index"]["ann"] = rebuilt or "one segment: kept"
         kept = _staged_versions(staging.uri, part)
         for kind, stage in (("documents", staging.documents(part.table, part.source)),
                             ("chunks", staging.chunks(part.table, part.source))):

@@ -70,8 +70,8 @@ def forget(store: IndexStore, stages: StageStore, tracker: Tracker, where: str, 
     chunks = table.count_rows(where)
     if chunks:
         table.delete(where)
-    _rewrite(table)
-    store.ensure_indexes()
+        _rewrite(table)
+        store.ensure_indexes()
     tag = BuildTag.new(sources[0], store.open().version)
     table.tags.create(str(tag), tag.version)
     repinned = advance_pins(tracker, store, str(tag), tag.version, lambda _: True, f"forget {label}")
@@ -82,9 +82,11 @@ def forget(store: IndexStore, stages: StageStore, tracker: Tracker, where: str, 
             if not stage.exists():
                 continue
             part = stage.open()
-            staged += part.count_rows(where)
-            part.delete(where)
-            _rewrite(part)
+            rows = part.count_rows(where)
+            if rows:
+                part.delete(where)
+                _rewrite(part)
+            staged += rows
             cleanup_versions(stage.open(), 1, timedelta(0), set())
     return Forgotten(store.name, sources, chunks, str(tag), history["removed_versions"], history["deleted_tags"],
                      staged, repinned)
