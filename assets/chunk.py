@@ -3,6 +3,7 @@
 from dagster import AssetExecutionContext, Output, asset
 
 from ragindex.build import ChunksResult, DocumentsResult, chunk_documents
+from ragindex_app.assets.locking import step_lock
 from ragindex_app.assets.metadata import md
 from ragindex_app.assets.partitions import BuildPartition, build_partitions
 from ragindex_app.resources.embedder import EmbedderResource
@@ -17,9 +18,10 @@ def chunks(context: AssetExecutionContext, documents: DocumentsResult, project: 
     Only documents whose chunks are missing or stale are cut; the model's tokenizer counts, its weights stay
     unloaded."""
     part = BuildPartition.of(context)
-    result = chunk_documents(documents, staging.documents(part.table, part.source),
-                             staging.chunks(part.table, part.source), embedder.chunker(project.config.chunker),
-                             context.run.run_id)
+    with step_lock(context, project):
+        result = chunk_documents(documents, staging.documents(part.table, part.source),
+                                 staging.chunks(part.table, part.source), embedder.chunker(project.config.chunker),
+                                 context.run.run_id)
     context.log.info(f"{result.chunks} chunks ({result.tokens} tokens) from {result.chunked_documents} documents; "
                      f"{result.total} chunks in the source")
     return Output(result, metadata={

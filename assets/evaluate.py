@@ -8,6 +8,7 @@ from ragindex.evaluation.measure import EvaluationOutcome, measure, mlflow_metri
 from ragindex.evaluation.report import fusion_paragraph, metrics_table
 from ragindex.index_store import logical_table
 from ragindex.paths import DataLayout
+from ragindex.serving.pins import advance_pins, dropped_since
 from ragindex.tracking import dataset_digest
 from ragindex_app.assets.metadata import markdown_table, previous_metadata
 from ragindex_app.assets.partitions import BuildPartition, build_partitions
@@ -60,9 +61,11 @@ def evaluation(context: AssetExecutionContext, search_index: IndexBuild, project
 
 @asset(group_name="evaluate", partitions_def=build_partitions, kinds={"mlflow"})
 def champion(context: AssetExecutionContext, evaluation: EvaluationOutcome, search_index: IndexBuild,
-             project: ProjectResource, embedder: EmbedderResource, mlflow: MlflowResource) -> Output[dict]:
+             project: ProjectResource, embedder: EmbedderResource, lancedb: LanceDBResource,
+             mlflow: MlflowResource) -> Output[dict]:
     """A registered retriever version pinned to this build's tag; `champion` moves only if the gate passes. An
-    unchanged source registers nothing: the decision names the version that serves."""
+    unchanged source registers nothing: the decision names the version that serves. A build that deleted chunks
+    re-pins every alias (and rollback target) whose tag still holds them to this build's tag, same settings."""
     part = BuildPartition.of(context)
     tracker = mlflow.tracker
     fingerprint_id = embedder.fingerprint_id()
@@ -96,6 +99,14 @@ def champion(context: AssetExecutionContext, evaluation: EvaluationOutcome, sear
         decision = {"model": name, "version": version, "promoted": result.promoted, "reason": result.reason,
                     "previous_champion": result.previous_champion, "paired_test": comparison}
     context.log.info(f"{name} v{version}: {decision['reason']}")
+    if search_index.deleted:  # deleted chunks leave what serves in this same build (ragindex/serving/pins.py)
+        store = lancedb.store(part.table)
+        moved = advance_pins(tracker, store, search_index.tag, search_index.version,
+                             dropped_since(store, search_index.tag), f"build {search_index.tag} deleted chunks")
+        decision["repinned"] = [r.line() for r in moved]
+        for line in decision["repinned"]:
+            context.log.info(f"re-pinned {line}")
     return Output(decision, metadata={"model": name, "version": version, "promoted": decision["promoted"],
                                       "reason": decision["reason"], "serving_config": MetadataValue.json(model_config),
+                                      "repinned": MetadataValue.json(decision.get("repinned", [])),
                                       "decision": MetadataValue.md(markdown_table([decision], list(decision)))})

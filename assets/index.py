@@ -9,6 +9,7 @@ from ragindex.build import ChunksResult, EmbeddingsResult, IndexBuild, write_ind
 from ragindex.index_store import IndexStore
 from ragindex.retention import cleanup_versions, tag_versions
 from ragindex.tracking import Tracker
+from ragindex_app.assets.locking import step_lock
 from ragindex_app.assets.metadata import previous_metadata
 from ragindex_app.assets.partitions import BuildPartition, build_partitions
 from ragindex_app.resources.lancedb import LanceDBResource
@@ -63,8 +64,9 @@ def search_index(context: AssetExecutionContext, chunks: ChunksResult, embedding
     MLflow run. A source with nothing new makes no commit, no tag and no MLflow run: it links its last build."""
     part = BuildPartition.of(context)
     store = lancedb.store(part.table)
-    build = write_index(chunks, staging.chunks(part.table, part.source), store, lancedb.cache(),
-                        embeddings.fingerprint["id"])
+    with step_lock(context, project):
+        build = write_index(chunks, staging.chunks(part.table, part.source), store, lancedb.cache(),
+                            embeddings.fingerprint["id"])
     if build.unchanged:
         previous = previous_metadata(context)
         build = replace(build, mlflow_run_id=previous.get("mlflow_run_id") or None)

@@ -3,6 +3,7 @@
 from dagster import AssetExecutionContext, MetadataValue, Output, asset
 
 from ragindex.build import DocumentsResult, collect_documents
+from ragindex_app.assets.locking import step_lock
 from ragindex_app.assets.metadata import md
 from ragindex_app.assets.partitions import BuildPartition, build_partitions
 from ragindex_app.resources.project import ProjectResource
@@ -18,7 +19,9 @@ def documents(context: AssetExecutionContext, project: ProjectResource,
     source = project.source(part.source)
     if context.run.tags.get("verify") == "full":
         source = source.model_copy(update={"always_hash": True})
-    result = collect_documents(source, staging.documents(part.table, part.source), part.table, context.run.run_id)
+    with step_lock(context, project):
+        result = collect_documents(source, staging.documents(part.table, part.source), part.table,
+                                   context.run.run_id)
     for item in result.skipped:
         context.log.warning(f"skipped {item['path']}: {item['reason']}")
     return Output(result, metadata={

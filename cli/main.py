@@ -330,9 +330,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     from ragindex_app.cli.dataset import add_dataset_commands
     from ragindex_app.cli.drift import add_drift_commands
+    from ragindex_app.cli.forget import add_forget_command
 
     add_dataset_commands(sub)
     add_drift_commands(sub)
+    add_forget_command(sub)
     return parser
 
 

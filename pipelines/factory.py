@@ -8,12 +8,13 @@ from dagster import Definitions, load_asset_checks_from_modules, load_assets_fro
 
 from ragindex.config import load_config
 from ragindex.paths import default_config_path
-from ragindex_app.assets import chunk, datasets, drift, embed, evaluate, images, index, ingest, quality
+from ragindex_app.assets import chunk, datasets, drift, embed, evaluate, images, index, ingest, quality, upkeep
 from ragindex_app.pipelines.drift_sensor import DRIFT_SENSORS
-from ragindex_app.pipelines.jobs import index_job
+from ragindex_app.pipelines.jobs import index_job, upkeep_job
 from ragindex_app.pipelines.resources import build_resources
 from ragindex_app.pipelines.schedules import verify_schedule
 from ragindex_app.pipelines.sensors import source_change_sensor
+from ragindex_app.pipelines.upkeep_schedule import upkeep_schedule
 
 
 def build_definitions(config_path: str | Path | None = None) -> Definitions:
@@ -21,10 +22,10 @@ def build_definitions(config_path: str | Path | None = None) -> Definitions:
     multiprocess executor (a process per step; only steps that embed load the model); the CLI runs in-process."""
     config = load_config(Path(config_path or default_config_path()).resolve())
     return Definitions(
-        assets=load_assets_from_modules([ingest, chunk, embed, index, images, evaluate, datasets, drift]),
+        assets=load_assets_from_modules([ingest, chunk, embed, index, images, evaluate, datasets, drift, upkeep]),
         asset_checks=load_asset_checks_from_modules([quality, images, drift]),
-        jobs=[index_job],
-        schedules=[verify_schedule],
+        jobs=[index_job, upkeep_job],
+        schedules=[verify_schedule, upkeep_schedule],
         sensors=[source_change_sensor, *DRIFT_SENSORS],
         resources=build_resources(config),
     )

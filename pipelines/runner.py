@@ -7,6 +7,7 @@ re-derives a figure.
 from __future__ import annotations
 
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,12 +15,14 @@ from dagster import DagsterInstance, ExecuteInProcessResult
 
 from ragindex.config import SourceConfig, load_config
 from ragindex.errors import ConfigError, RunFailed
+from ragindex.locks import file_lock, writer_lock
 from ragindex.paths import DataLayout, default_config_path
 from ragindex.source_registry import SourceRegistry, adhoc_source, resolve_source
 from ragindex.sources import has_input
 from ragindex_app.assets.partitions import BuildPartition
 from ragindex_app.pipelines.factory import build_definitions
 from ragindex_app.pipelines.resources import build_resources
+from ragindex_app.pipelines.run_health import fail_dead_runs, process_tags
 
 
 def _console(verbose: bool) -> dict:
@@ -85,14 +88,19 @@ def run_index(config_path: str | None, source: str, table: str | None = None, ve
     registry = SourceRegistry()
     if new:
         registry.register(resolved)
-    instance = DagsterInstance.get()
-    partition.register(instance)
+    with file_lock(DataLayout.current().locks / "dagster-instance.lock", "the Dagster instance"):
+        instance = DagsterInstance.get()  # two processes creating its SQLite schema at once collide
+        fail_dead_runs(instance)
+        partition.register(instance)
     job = build_definitions(path).resolve_job_def("index_job")
     start = time.perf_counter()
+    run_id = str(uuid.uuid4())
     succeeded = False
     try:
-        result = job.execute_in_process(instance=instance, partition_key=partition.key, raise_on_error=False,
-                                        tags={"trigger": "cli", **(tags or {})}, run_config=_console(verbose))
+        with writer_lock(partition.table, resolved.name, run_id, config.index.lock_timeout_s):
+            result = job.execute_in_process(instance=instance, partition_key=partition.key, raise_on_error=False,
+                                            run_id=run_id, tags={"trigger": "cli", **(tags or {}), **process_tags()},
+                                            run_config=_console(verbose))
         succeeded = result.success
     finally:
         if new and not succeeded:

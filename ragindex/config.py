@@ -129,6 +129,7 @@ class IndexConfig(_Strict):
     max_delete_fraction: float = Field(default=0.3, ge=0, le=1)
     confirm_deletions: bool = False
     retention: RetentionConfig = RetentionConfig()
+    lock_timeout_s: float = Field(default=3600, gt=0)  # a run waits this long for another writer of its table+source
 
     def resolved_uri(self) -> str:
         return self.uri or str(DataLayout.current().lancedb)
@@ -221,6 +222,14 @@ class DriftConfig(_Strict):
         return self
 
 
+class UpkeepConfig(_Strict):
+    """The daily upkeep (compaction, index folding, version cleanup) and the limits its checks warn past."""
+
+    max_fragments: int = Field(default=64, gt=0)  # data fragments of a table
+    max_versions: int = Field(default=200, gt=0)  # versions kept on disk
+    max_unindexed_rows: int = Field(default=10_000, ge=0)  # rows an index of the table still lacks
+
+
 class ProjectConfig(_Strict):
     """The whole configuration file."""
 
@@ -236,6 +245,7 @@ class ProjectConfig(_Strict):
     serving: ServingConfig = ServingConfig()
     drift: DriftConfig = DriftConfig()
     access: AccessConfig = AccessConfig()  # for sources without their own `access`
+    upkeep: UpkeepConfig = UpkeepConfig()
 
     @model_validator(mode="after")
     def _unique_sources(self) -> ProjectConfig:

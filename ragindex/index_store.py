@@ -198,18 +198,32 @@ class IndexStore:
             if (column,) not in existing:
                 table.create_index(column, config=FTS(remove_stop_words=self.config.fts_stop_words, stem=True))
                 actions[column] = "created FTS"
-        ann = self.config.ann
-        if ("vector",) not in existing and rows >= max(ann.min_rows, ANN_MIN_ROWS_FLOOR):
-            partitions = ann.num_partitions or max(1, int(math.sqrt(rows) / 2))
-            table.create_index(metric="cosine", vector_column_name="vector", index_type=ann.index_type,
-                               num_partitions=partitions)
-            actions["vector"] = f"created {ann.index_type} ({partitions} partitions)"
+        if ("vector",) not in existing and rows >= max(self.config.ann.min_rows, ANN_MIN_ROWS_FLOOR):
+            actions["vector"] = self._create_ann(table, rows)
         stats = {i.name: table.index_stats(i.name) for i in table.list_indices()}
         unindexed = [name for name, stat in stats.items() if stat and stat.num_unindexed_rows]
         if unindexed:  # pruning is retention's job: optimize() alone prunes at 7 days and refuses tagged versions
             table.optimize(cleanup_older_than=timedelta(days=36500))
             actions["optimize"] = f"folded new rows into {', '.join(sorted(unindexed))}"
         return actions
+
+    def _create_ann(self, table, rows: int, replace: bool = False) -> str:
+        ann = self.config.ann
+        partitions = ann.num_partitions or max(1, int(math.sqrt(rows) / 2))
+        table.create_index(metric="cosine", vector_column_name="vector", index_type=ann.index_type,
+                           num_partitions=partitions, replace=replace)
+        return f"{'rebuilt' if replace else 'created'} {ann.index_type} ({partitions} partitions)"
+
+    def rebuild_ann(self) -> str | None:
+        """Train the ANN index again over every row when new rows were folded in as delta segments: LanceDB never
+        compacts fragments that different segments cover, so without this an incremental table keeps a fragment
+        per build."""
+        table = self.open()
+        stats = {tuple(i.columns): table.index_stats(i.name) for i in table.list_indices()}
+        vector = stats.get(("vector",))
+        if vector is None or vector.num_indices <= 1:
+            return None
+        return self._create_ann(table, table.count_rows(), replace=True)
 
     def has_ann(self) -> bool:
         return self.exists() and any(tuple(i.columns) == ("vector",) for i in self.open().list_indices())

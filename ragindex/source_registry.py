@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from pathlib import Path
 
@@ -39,10 +40,15 @@ class SourceRegistry:
         return {name: SourceConfig.model_validate(raw) for name, raw in json.loads(self.file.read_text()).items()}
 
     def register(self, source: SourceConfig) -> SourceConfig:
-        sources = {n: s.model_dump() for n, s in self.all().items()}
-        sources[source.name] = source.model_dump()
-        self.file.parent.mkdir(parents=True, exist_ok=True)
-        self.file.write_text(json.dumps(sources, indent=2, sort_keys=True))
+        """Add a source; concurrent registrations serialize on a lock and readers never see a half-written file."""
+        from ragindex.locks import file_lock
+
+        with file_lock(self.file.with_name(self.file.name + ".lock"), "the source registry"):
+            sources = {n: s.model_dump() for n, s in self.all().items()}
+            sources[source.name] = source.model_dump()
+            partial = self.file.with_name(f"{self.file.name}.{os.getpid()}.tmp")
+            partial.write_text(json.dumps(sources, indent=2, sort_keys=True))
+            os.replace(partial, self.file)
         return source
 
     def unregister(self, name: str) -> None:

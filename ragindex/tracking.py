@@ -69,9 +69,18 @@ class Tracker:
             warnings.filterwarnings("ignore", module=r"mlflow\..*")
             for name in ("mlflow", "alembic"):  # schema creation and migrations log at INFO on every new store
                 logging.getLogger(name).setLevel(logging.WARNING)
-            if self.tracking_uri.startswith("sqlite:///"):
-                Path(self.tracking_uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
-            self._client = mlflow.MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+            if not self.tracking_uri.startswith("sqlite:///"):
+                self._client = mlflow.MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+                return self._client
+            from ragindex.locks import file_lock
+
+            database = Path(self.tracking_uri[len("sqlite:///"):])
+            # two processes creating (or migrating) one SQLite schema collide: one at a time, beside the database
+            with file_lock(database.with_name(database.name + ".lock"), f"MLflow store {database}"):
+                client = mlflow.MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+                client.search_experiments(max_results=1)  # the tracking schema exists once this returns
+                client.search_registered_models(max_results=1)  # ... and the registry's
+            self._client = client
         return self._client
 
     def store_exists(self) -> bool:
@@ -284,3 +293,38 @@ class Tracker:
                 if config.get("tag"):
                     found.add(config["tag"])
         return found
+
+    # --- serving pins -----------------------------------------------------------------------------------------
+
+    def aliased_versions(self, table: str, uri: str) -> list[tuple[str, object, list[str]]]:
+        """(model name, model version, its aliases) of every aliased version whose serving config pins a tag of
+        this table at this URI. No store yet: empty."""
+        if not self.store_exists():
+            return []
+        found = []
+        for model in self.client.search_registered_models(max_results=1000):
+            by_version: dict[str, list[str]] = {}
+            for alias, version in (model.aliases or {}).items():
+                by_version.setdefault(str(version), []).append(alias)
+            for version, aliases in sorted(by_version.items()):
+                entity = self.client.get_model_version(model.name, version)
+                config = self.serving_config(entity)
+                if config.get("table") == table and config.get("uri") == uri and config.get("tag"):
+                    found.append((model.name, entity, sorted(aliases)))
+        return found
+
+    def repin(self, model_name: str, version, tag: str, table_version: int, reason: str,
+              previous: str | None = None) -> str:
+        """Register a version's retriever again with the same settings, pinned to another tag of its table (in a
+        run of its own); its measurement tags are carried over. Returns the new version (no alias is moved)."""
+        config = {**self.serving_config(version), "tag": tag, "version": table_version}
+        run_id = self.start_build_run(f"repin:{config['table']}:{tag}", {}, {
+            "lancedb.table": config["table"], "lancedb.tag": tag, "repinned_from": f"{model_name} v{version.version}",
+            "reason": reason}, {})
+        new = self.register_retriever(run_id, model_name, config)
+        carried = {k: v for k, v in version.tags.items() if k in ("ndcg_at_10", "eval.digest", "gate.mode")}
+        for key, value in {**carried, "repinned_from": str(version.version), "gate": reason}.items():
+            self.client.set_model_version_tag(model_name, new, key, value)
+        if previous:
+            self.client.set_model_version_tag(model_name, new, "previous_champion", previous)
+        return new

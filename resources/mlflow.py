@@ -1,6 +1,6 @@
 """MLflow as a resource: it owns the tracking URI and the client (no global MLflow state)."""
 
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, EnvVar
 from pydantic import PrivateAttr
 
 from ragindex.tracking import Tracker, registered_name
@@ -18,8 +18,9 @@ class MlflowResource(ConfigurableResource):
 
     @property
     def tracker(self) -> Tracker:
-        if self._tracker is None:
-            self._tracker = Tracker(self.tracking_uri, self.artifact_location)
+        if self._tracker is None:  # outside a Dagster run (the CLI) an EnvVar is not resolved yet
+            uri = self.tracking_uri.get_value() if isinstance(self.tracking_uri, EnvVar) else self.tracking_uri
+            self._tracker = Tracker(uri, self.artifact_location)
         return self._tracker
 
     def registered_name(self, logical_table: str) -> str:

@@ -72,12 +72,15 @@ def _schedule_tick(defs, instance, when: datetime):
         return schedule.evaluate_tick(context)
 
 
-def _execute(defs, instance, request):
-    """Launch a requested run in-process, with the request's partition and tags."""
+def _execute(defs, instance, request, succeed: bool = True):
+    """Launch a requested run in-process, with the request's partition and tags (and its run key, as the daemon
+    tags the runs it launches)."""
     tags = {k: v for k, v in (request.tags or {}).items() if not k.startswith("dagster/")}
+    if request.run_key:
+        tags["dagster/run_key"] = request.run_key
     result = defs.resolve_job_def("index_job").execute_in_process(
         instance=instance, partition_key=request.partition_key, tags=tags, raise_on_error=False)
-    assert result.success, failure_message(result)
+    assert result.success == succeed, failure_message(result)
     return result
 
 
@@ -185,3 +188,37 @@ def test_sources_registered_by_the_cli_are_watched(watched, tmp_path):
     registered = SourceRegistry().register(adhoc_source(extra))
     requests, _ = _tick(build_definitions(config), instance, None)
     assert sorted(str(r.partition_key) for r in requests) == sorted(["docs|chunks", f"{registered.name}|chunks"])
+
+
+def test_the_cursor_counts_a_change_as_indexed_only_once_its_run_succeeded(watched):
+    import json
+
+    config, corpus, instance = watched
+    defs = build_definitions(config)
+    requests, cursor = _tick(defs, instance, None)
+    _execute(defs, instance, requests[0])
+    good = json.loads(_tick(defs, instance, cursor)[1])["done"]["docs"]
+
+    # most of the source vanishes (an unmounted share): requested once, and nothing more while it is in flight
+    gone = sorted((corpus / "guide").glob("*.md"))[:5]
+    for page in gone:
+        page.unlink()
+    requests, cursor = _tick(defs, instance, cursor)
+    assert len(requests) == 1
+    assert _tick(defs, instance, cursor)[0] == []
+    _execute(defs, instance, requests[0], succeed=False)  # the deletion guard stops the run
+
+    # the failed run did not advance the cursor, and the same files are not requested again
+    requests, cursor = _tick(defs, instance, cursor)
+    state = json.loads(cursor)
+    assert requests == [] and state["done"]["docs"] == good and state["failed"]["docs"] != good
+    assert state["pending"] == {}
+
+    # the share is back: requested, and once that run succeeds the cursor moves on
+    for page in gone:
+        page.write_text(f"# {page.stem.title()}\n\n## Overview\n\nBack again.\n", encoding="utf-8")
+    requests, cursor = _tick(defs, instance, cursor)
+    assert len(requests) == 1
+    _execute(defs, instance, requests[0])
+    requests, cursor = _tick(defs, instance, cursor)
+    assert requests == [] and json.loads(cursor)["done"]["docs"] not in (good, state["failed"]["docs"])
