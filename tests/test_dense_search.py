@@ -6,6 +6,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from ragindex.access import combine
 from ragindex.config import AnnConfig, IndexConfig, SearchConfig
 from ragindex.dense_search import DenseIndex, parse_where
 from ragindex.index_store import IndexStore, index_schema, where_clause
@@ -13,6 +14,7 @@ from ragindex.search import Retriever
 from tests.conftest import SHARED
 
 MSMARCO = SHARED / "datasets" / "msmarco-5k"
+FINANCE = {f"c{i:04d}" for i in range(600) if i % 7 == 0}  # rows only the finance group may see
 
 
 def _store(tmp_path, ids, vectors, sources, titles) -> IndexStore:
@@ -20,7 +22,8 @@ def _store(tmp_path, ids, vectors, sources, titles) -> IndexStore:
     columns = {name: [""] * n for name in index_schema(dim).names}
     columns.update({"chunk_id": ids, "doc_id": ids, "source": sources, "text": [f"text of {i}" for i in ids],
                     "title": titles, "position": [0] * n, "n_tokens": [3] * n, "doc_size": [1] * n,
-                    "doc_mtime": [0.0] * n,
+                    "doc_mtime": [0.0] * n, "page": [None] * n, "kind": ["text"] * n, "image_path": [None] * n,
+                    "groups": [["public"] if i % 7 else ["finance"] for i in range(n)],
                     "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel(), pa.float32()), dim)})
     store = IndexStore.at(IndexConfig(uri=str(tmp_path / "lancedb"), ann=AnnConfig(min_rows=100_000)))
     store.commit_source("s", pa.Table.from_pydict(columns, schema=index_schema(dim)), dim, [])
@@ -49,16 +52,21 @@ def test_same_top_k_as_lancedb_with_prefilters(tmp_path, embedder):
     vectors = rng.normal(size=(600, 384)).astype(np.float32)
     ids = [f"c{i:04d}" for i in range(600)]
     store = _store(tmp_path, ids, vectors, ["a", "b", "c"] * 200, ["it's"] * 300 + ["plain"] * 300)
-    retriever = Retriever(store, embedder, SearchConfig(hybrid_weight=0.7))
+    retriever = Retriever(store, embedder, SearchConfig())
     assert retriever.dense_index is not None and len(retriever.dense_index.rows) == 600
     for query in rng.normal(size=(5, 384)).astype(np.float32):
         for filters in ({}, {"source": "b"}, {"source": "a", "title": "it's"}, {"source": "nowhere"}):
+            where = combine(retriever.visible(), where_clause(filters))
+            assert retriever.dense_index.search(query, 10, where) is not None  # answered in memory, access included
             mine, lancedb = _both(retriever, query="unused", k=10, vector=query, filters=filters)
             assert [h.chunk_id for h in mine] == [h.chunk_id for h in lancedb]
+            assert not {h.chunk_id for h in mine} & FINANCE  # the public caller never sees finance rows
             assert all(h.source == filters.get("source", h.source) for h in mine)
             np.testing.assert_allclose([h.score for h in mine], [h.score for h in lancedb], atol=1e-5)
             assert [h.text for h in mine] == [h.text for h in lancedb]
     assert _both(retriever, query="x", k=10, vector=vectors[3])[0][0].chunk_id == "c0003"
+    finance = Retriever(store, embedder, SearchConfig(), groups=["finance"])
+    assert _both(finance, query="x", k=10, vector=vectors[7])[0][0].chunk_id == "c0007"  # a finance row
 
 
 def test_index_is_skipped_when_the_table_has_ann_or_is_too_big(tmp_path):
@@ -74,7 +82,7 @@ def test_msmarco_queries_same_top10(tmp_path, embedder):
     queries = [json.loads(line)["text"] for line in (MSMARCO / "queries.jsonl").read_text().splitlines()[:10]]
     vectors = embedder.embed([p["text"] for p in passages])
     store = _store(tmp_path, [p["_id"] for p in passages], vectors, ["msmarco"] * 150, [""] * 150)
-    retriever = Retriever(store, embedder, SearchConfig(hybrid_weight=0.7))
+    retriever = Retriever(store, embedder, SearchConfig())
     for query in queries:
         mine, lancedb = _both(retriever, query=query, k=10)
         assert [h.chunk_id for h in mine] == [h.chunk_id for h in lancedb]
