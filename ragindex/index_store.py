@@ -62,6 +62,22 @@ def where_clause(filters: dict[str, str]) -> str | None:
     return " AND ".join(terms) or None
 
 
+def vector_query(table, vector, k: int, exact: bool, nprobes: int, ef: int, refine_factor: int | None = None,
+                 where: str | None = None):
+    """The one way this project asks LanceDB for the k nearest rows by cosine: exact (brute force) or through the
+    ANN index with its probe settings (HNSW needs ef >= k), prefiltered by `where`."""
+    query = table.search(vector, vector_column_name="vector").distance_type("cosine")
+    if exact:
+        query = query.bypass_vector_index()
+    else:
+        query = query.nprobes(nprobes).ef(max(ef, k))
+        if refine_factor:
+            query = query.refine_factor(refine_factor)
+    if where:
+        query = query.where(where, prefilter=True)
+    return query.limit(k)
+
+
 def physical_table(db, logical: str, fingerprint_id: str) -> str:
     """The table a model writes for a logical table: the logical one while it holds this model's vectors (or is
     new), else a green table `<logical>-<fingerprint>` built beside it (blue/green on a model change)."""

@@ -14,7 +14,7 @@ from ragindex.dense_search import DenseIndex
 from ragindex.embedding import Embedder
 from ragindex.errors import ConfigError
 from ragindex.evaluation.fusion import PRIOR, FusionChoice
-from ragindex.index_store import IndexStore, where_clause
+from ragindex.index_store import IndexStore, vector_query, where_clause
 from ragindex.lance_tables import scan_columns
 
 Mode = SearchMode
@@ -182,16 +182,9 @@ class Retriever:
         found = self.dense_index.search(vector, k, where) if self.dense_index else None
         if found is not None:
             return [_hit(row, score) for row, score in found]
-        query = self.table.search(vector, vector_column_name="vector").distance_type("cosine")
-        if exact or not self.has_ann:
-            query = query.bypass_vector_index()
-        else:
-            query = query.nprobes(self.ann.nprobes).ef(max(self.ann.ef, k))  # HNSW needs ef >= k
-            if self.ann.refine_factor:
-                query = query.refine_factor(self.ann.refine_factor)
-        if where:
-            query = query.where(where, prefilter=True)
-        rows = query.select([*_COLUMNS, "_distance"]).limit(k).to_list()
+        query = vector_query(self.table, vector, k, exact or not self.has_ann, self.ann.nprobes, self.ann.ef,
+                             self.ann.refine_factor, where)
+        rows = query.select([*_COLUMNS, "_distance"]).to_list()
         return [_hit(row, 1.0 - row["_distance"]) for row in rows]
 
     def _fts(self, text: str, k: int, where: str | None) -> list[Hit]:

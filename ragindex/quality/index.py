@@ -14,6 +14,7 @@ import pandas as pd
 import pyarrow as pa
 
 from ragindex.config import ANN_MIN_ROWS_FLOOR, IndexConfig, QualityConfig
+from ragindex.index_store import vector_query
 from ragindex.lance_tables import scan_columns
 from ragindex.quality.expectations import Batch, ExpectationSpec, SuiteResult, validate
 
@@ -61,14 +62,8 @@ def index_presence(table, config: IndexConfig) -> pd.DataFrame:
 
 def _dense(table, query: np.ndarray, k: int, exact: bool, nprobes: int, ef: int,
            refine_factor: int | None) -> list[dict]:
-    q = table.search(query, vector_column_name="vector").distance_type("cosine")
-    if exact:
-        q = q.bypass_vector_index()
-    else:
-        q = q.nprobes(nprobes).ef(ef)
-        if refine_factor:
-            q = q.refine_factor(refine_factor)
-    return q.select(["chunk_id", "vector", "_distance"]).limit(k).to_list()
+    return vector_query(table, query, k, exact, nprobes, ef, refine_factor).select(
+        ["chunk_id", "vector", "_distance"]).to_list()
 
 
 def _cosine_distances(query: np.ndarray, rows: list[dict]) -> np.ndarray:
