@@ -8,6 +8,7 @@ from dagster import EnvVar
 
 from ragindex.config import ProjectConfig
 from ragindex.paths import DataLayout
+from ragindex_app.resources.compute import RayResource
 from ragindex_app.resources.embedder import EmbedderResource
 from ragindex_app.resources.io_manager import StepOutputIOManager
 from ragindex_app.resources.lancedb import LanceDBResource
@@ -33,4 +34,5 @@ def build_resources(config: ProjectConfig, layout: DataLayout | None = None) -> 
             artifact_location=layout.mlflow_artifacts.as_uri(), model_name=config.serving.model_name,
             default_table=config.index.table),
         "io_manager": StepOutputIOManager(uri=staging_uri),
+        "compute": RayResource(compute=config.compute, embedder_config=config.embedder),
     }
