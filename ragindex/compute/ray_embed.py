@@ -3,7 +3,8 @@
 The driver (the Dagster step) sends the texts the cache lacks as blocks of `batch_size`; every actor loads the
 model once, on a CPU or on a GPU (`num_gpus`), and returns (text_hash, vector) rows that stream back as they finish,
 so the step commits them to the embedding cache batch by batch. A killed actor is restarted and its task retried
-(Ray's `max_restarts` / `max_task_retries`); a row that comes back twice is written once (`fill_cache`).
+(Ray Data's actor pools default to max_restarts=-1, max_task_retries=-1); a row that comes back twice is written
+once (`fill_cache`).
 """
 
 from __future__ import annotations
@@ -21,15 +22,24 @@ from ragindex.config import ComputeConfig, EmbedderConfig
 LOCAL_HOST = "127.0.0.1"
 STREAM_ROWS = 1024  # rows per batch handed back to the driver (one cache commit each)
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+LOOPBACK_ONLY = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # "0": Ray keeps every node address on 127.0.0.1 (read on import)
+
+
+def is_loopback(address: str | None) -> bool:
+    """No address (a local head is started) or one on this machine's loopback interface."""
+    host = (address or "127.0.0.1").split("://")[-1].rsplit(":", 1)[0]
+    return host in ("127.0.0.1", "localhost")
 
 
 def connect(compute: ComputeConfig) -> str:
     """Join the configured cluster (else $RAY_ADDRESS), or start a local head on 127.0.0.1; once per process.
-    Returns how, in words."""
+    Returns how, in words. A local or loopback cluster stays on 127.0.0.1 (else Ray advertises the host's IP)."""
+    address = compute.address or os.environ.get("RAY_ADDRESS")
+    if is_loopback(address):
+        os.environ.setdefault(LOOPBACK_ONLY, "0")
     import ray
     import ray.data
 
-    address = compute.address or os.environ.get("RAY_ADDRESS")
     if not ray.is_initialized():
         options = {"logging_level": logging.WARNING, "log_to_driver": False,
                    "runtime_env": {"env_vars": OFFLINE_ENV}}
@@ -80,8 +90,7 @@ class RayEmbedder:
             EmbedActor, fn_constructor_kwargs={"model": self.embedder.model, "batch_size": self.embedder.batch_size,
                                                "device": device},
             batch_size=size, batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=self.compute.num_actors),
-            num_cpus=self.compute.cpus_per_actor, num_gpus=self.compute.num_gpus or None,
-            max_restarts=-1, max_task_retries=-1)
+            num_cpus=self.compute.cpus_per_actor, num_gpus=self.compute.num_gpus or None)
 
     def embed_stream(self, hashes: Sequence[str], texts_by_hash: dict[str, str]
                      ) -> Iterator[tuple[list[str], np.ndarray]]:
