@@ -46,7 +46,8 @@ def connect(compute: ComputeConfig) -> str:
         if address:
             ray.init(address=address, **options)
         else:
-            ray.init(include_dashboard=False, _node_ip_address=LOCAL_HOST, **options)
+            # "local": always a new head, never a stale one named in /tmp/ray/ray_current_cluster
+            ray.init(address="local", include_dashboard=False, _node_ip_address=LOCAL_HOST, **options)
         ray.data.DataContext.get_current().enable_progress_bars = False
         logging.getLogger("ray.data").setLevel(logging.WARNING)
     cpus = int(ray.cluster_resources().get("CPU", 0))
