@@ -144,9 +144,11 @@ def ray_head(num_cpus: int = 2) -> Iterator[RayHead]:
 
     assert "ray._private.ray_constants" not in sys.modules, "use ray after the head is up: its switches are read once"
     os.environ[LOOPBACK_ONLY] = "0"  # this process (the driver) and the head both stay on 127.0.0.1
-    os.environ["RAY_AUTH_MODE"] = "token"  # both sides use ~/.ray/auth_token (the head creates it if missing)
+    os.environ["RAY_AUTH_MODE"] = "token"  # head and driver share ~/.ray/auth_token (made here if missing)
     port = free_port()
     ray = str(Path(sys.executable).parent / "ray")
+    if not (Path.home() / ".ray" / "auth_token").is_file():
+        subprocess.run([ray, "get-auth-token", "--generate"], check=True, capture_output=True)
     head = subprocess.Popen([ray, "start", "--head", "--block", "--node-ip-address", "127.0.0.1", "--port", str(port),
                              "--num-cpus", str(num_cpus), "--num-gpus", "0", "--include-dashboard", "false",
                              "--disable-usage-stats"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -156,5 +158,6 @@ def ray_head(num_cpus: int = 2) -> Iterator[RayHead]:
         time.sleep(2)  # the raylet registers after the GCS port opens
         yield RayHead(f"127.0.0.1:{port}", head)
     finally:
-        os.killpg(head.pid, signal.SIGTERM)  # the head's own session: its GCS, raylet and workers
+        if head.poll() is None:
+            os.killpg(head.pid, signal.SIGTERM)  # the head's own session: its GCS, raylet and workers
         head.wait(timeout=60)
