@@ -5,6 +5,7 @@ from datetime import timedelta
 
 from dagster import AssetExecutionContext, MetadataValue, Output, asset
 
+from ragindex import cache_gc
 from ragindex.build import ChunksResult, EmbeddingsResult, IndexBuild, write_index
 from ragindex.index_store import IndexStore
 from ragindex.retention import cleanup_versions, tag_versions
@@ -33,6 +34,18 @@ def apply_retention(context: AssetExecutionContext, store: IndexStore, tracker: 
     context.log.info(f"retention: {result['removed_versions']} old versions removed, tags deleted "
                      f"{result['deleted_tags'] or 'none'}, protected versions {result['protected_versions']}")
     return {**result, "pinned_tags": sorted(pinned)}
+
+
+def collect_cache_garbage(context: AssetExecutionContext, lancedb: LanceDBResource, staging: StagingResource,
+                          retention: dict, rows: int) -> dict:
+    """After a retention that removed versions, drop cached vectors no kept version or staged chunk uses, once the
+    cache has grown GC_SLACK times past the table (ragindex/cache_gc.py)."""
+    cache = lancedb.cache()
+    if not retention.get("removed_versions") or not cache_gc.due(cache, rows):
+        return {}
+    result = cache_gc.collect_after_retention(cache, lancedb.db, staging.store.db)
+    context.log.info(f"embedding cache: {result['deleted']} unused vectors removed, {result['rows_after']} kept")
+    return result
 
 
 def track_build(context: AssetExecutionContext, build: IndexBuild, store: IndexStore, embeddings: EmbeddingsResult,
@@ -76,6 +89,7 @@ def search_index(context: AssetExecutionContext, chunks: ChunksResult, embedding
                                        "mlflow_run_id": build.mlflow_run_id or ""})
     context.log.info(f"table {build.table} version {build.version} tagged {build.tag}")
     retention = apply_retention(context, store, mlflow.tracker, build)
+    garbage = collect_cache_garbage(context, lancedb, staging, retention, build.rows)
     build = replace(build, mlflow_run_id=track_build(context, build, store, embeddings, project, mlflow.tracker))
     return Output(build, metadata={
         "unchanged": False,
@@ -93,4 +107,5 @@ def search_index(context: AssetExecutionContext, chunks: ChunksResult, embedding
         "mlflow_run_id": build.mlflow_run_id,
         "mlflow_run": MetadataValue.url(mlflow.tracker.run_url(build.mlflow_run_id)),
         "retention": MetadataValue.json(retention),
+        "cache_gc": MetadataValue.json(garbage),
     })

@@ -47,6 +47,7 @@ def index_summary(run) -> dict:
         "skipped": docs.get("skipped_list", []),
         "model_fingerprint": vectors.get("model_fingerprint"),
         "precision": vectors.get("precision"),
+        "compute": vectors.get("compute"),
         "unchanged": index.get("unchanged"),
         "table": run.table,
         "version": index.get("version"),
@@ -297,6 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("--source", required=True, help="a configured source name, or a directory/BEIR folder")
     index.add_argument("--name", help="table name (default: index.table from the config)")
     index.add_argument("--json", action="store_true", help="print a JSON summary")
+    index.add_argument("--config", default=argparse.SUPPRESS, help="the global --config, also accepted here")
     index.set_defaults(func=cmd_index)
 
     search = sub.add_parser("search", help="search the index")

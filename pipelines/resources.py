@@ -8,6 +8,7 @@ from dagster import EnvVar
 
 from ragindex.config import ProjectConfig
 from ragindex.paths import DataLayout
+from ragindex_app.resources.compute import RayResource
 from ragindex_app.resources.embedder import EmbedderResource
 from ragindex_app.resources.io_manager import StepOutputIOManager
 from ragindex_app.resources.lancedb import LanceDBResource
@@ -17,7 +18,8 @@ from ragindex_app.resources.staging import StagingResource
 
 
 def build_resources(config: ProjectConfig, layout: DataLayout | None = None) -> dict:
-    """Every resource the assets, sensors and schedules take; secrets (MLFLOW_TRACKING_URI) from the environment."""
+    """Every resource the assets, sensors and schedules take; secrets and endpoints (MLFLOW_TRACKING_URI,
+    RAGINDEX_MLFLOW_ARTIFACTS: an s3:// artifact root) from the environment."""
     layout = layout or DataLayout.current()
     embedder = EmbedderResource(model=config.embedder.model, batch_size=config.embedder.batch_size,
                                 device=config.embedder.device, precision=config.embedder.precision,
@@ -31,7 +33,9 @@ def build_resources(config: ProjectConfig, layout: DataLayout | None = None) -> 
         "staging": StagingResource(uri=staging_uri),
         "mlflow": MlflowResource(
             tracking_uri=EnvVar("MLFLOW_TRACKING_URI") if os.environ.get("MLFLOW_TRACKING_URI") else layout.mlflow_uri,
-            artifact_location=layout.mlflow_artifacts.as_uri(), model_name=config.serving.model_name,
+            artifact_location=os.environ.get("RAGINDEX_MLFLOW_ARTIFACTS") or layout.mlflow_artifacts.as_uri(),
+            model_name=config.serving.model_name,
             default_table=config.index.table),
         "io_manager": StepOutputIOManager(uri=staging_uri),
+        "compute": RayResource(compute=config.compute, embedder_config=config.embedder),
     }

@@ -146,6 +146,20 @@ class StorageConfig(_Strict):
         return self.uri or str(DataLayout.current().staging)
 
 
+class ComputeConfig(_Strict):
+    """Where the embed step runs: in this process, or fanned out over a Ray cluster (ragindex/compute/ray_embed.py).
+
+    `address` (else $RAY_ADDRESS) joins a running cluster ("auto", "127.0.0.1:6379", "ray://head:10001"); with
+    neither, a local head is started on 127.0.0.1 for the run. Each actor loads the model once."""
+
+    engine: Literal["local", "ray"] = "local"
+    address: str | None = None
+    num_actors: int = Field(default=2, gt=0)  # actor pool size: model replicas
+    cpus_per_actor: float = Field(default=1, gt=0)  # also the torch threads of each actor
+    num_gpus: float = Field(default=0, ge=0)  # per actor; > 0 runs the model on CUDA
+    batch_size: int = Field(default=256, gt=0)  # texts per actor call
+
+
 class SearchConfig(_Strict):
     """Candidates per mode before fusion, the per-document cap, the fusion floor and the answer context budget.
 
@@ -238,6 +252,7 @@ class ProjectConfig(_Strict):
     embedder: EmbedderConfig = EmbedderConfig()
     index: IndexConfig = IndexConfig()
     storage: StorageConfig = StorageConfig()
+    compute: ComputeConfig = ComputeConfig()
     search: SearchConfig = SearchConfig()
     quality: QualityConfig = QualityConfig()
     evaluation: EvaluationConfig = EvaluationConfig()

@@ -1,0 +1,1 @@
+"""Engines that run build steps past one process (Ray)."""
