@@ -23,7 +23,7 @@ def isolated_data_dir(tmp_path_factory, monkeypatch):
 def embedder():
     from ragindex.embedding import load_embedder
 
-    return load_embedder()
+    return load_embedder(precision="fp32")  # deterministic: the fp32 reference the tests compare with
 
 
 def write_small_corpus(root: Path) -> Path:

@@ -36,7 +36,10 @@ WORDS = ("vector index table column query chunk embed cache model token lance ar
 SHARED = "This page is published under the same license as every other page of the guide."
 # The killed runs lower ragindex.embedding_cache.EMBED_BATCH so that the embedding cache commits every few seconds;
 # the final run is the plain command line.
-PATCHED = ("import sys, ragindex.embedding_cache as c; c.EMBED_BATCH = int(sys.argv[1]); "
+# They also wait 5 s before building the indexes, so the kill can land between the commit and the tag.
+PATCHED = ("import sys, time, ragindex.embedding_cache as c, ragindex.index_store as s; "
+           "c.EMBED_BATCH = int(sys.argv[1]); build = s.IndexStore.ensure_indexes; "
+           "s.IndexStore.ensure_indexes = lambda self: (time.sleep(5), build(self))[1]; "
            "from ragindex_app.cli.main import main; sys.exit(main(sys.argv[2:]))")
 
 

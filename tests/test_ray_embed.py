@@ -97,7 +97,7 @@ def test_ray_build_equals_in_process_and_survives_a_killed_actor(head, corpus, i
             os.kill(pids[0], signal.SIGKILL)
             killed.append(pids[0])
 
-    engine = ray_embed.RayEmbedder(compute, EmbedderConfig(device="cpu"))
+    engine = ray_embed.RayEmbedder(compute, EmbedderConfig(device="cpu", precision="fp32"))
     store, cache = build(corpus, tmp_path, embedder, lambda: engine, kill_one_actor)
     assert killed and killed[0] not in head.actor_pids("EmbedActor")
     table = rows(store)

@@ -59,10 +59,10 @@ def connect(compute: ComputeConfig) -> str:
 class EmbedActor:
     """One model replica: loaded when the actor starts, then called with blocks of texts."""
 
-    def __init__(self, model: str, batch_size: int, device: str):
+    def __init__(self, model: str, batch_size: int, device: str, precision: str):
         from ragindex.embedding import load_embedder
 
-        self.embedder = load_embedder(model, batch_size, device)
+        self.embedder = load_embedder(model, batch_size, device, precision)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         vectors = self.embedder.embed(batch.column("text").to_pylist())
@@ -89,9 +89,14 @@ class RayEmbedder:
         device = "cuda" if self.compute.num_gpus else "cpu"
         return ray.data.from_arrow(blocks).map_batches(
             EmbedActor, fn_constructor_kwargs={"model": self.embedder.model, "batch_size": self.embedder.batch_size,
-                                               "device": device},
+                                               "device": device, "precision": self.embedder.precision},
             batch_size=size, batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=self.compute.num_actors),
             num_cpus=self.compute.cpus_per_actor, num_gpus=self.compute.num_gpus or None)
+
+    def runtime_info(self) -> dict:
+        """What embedded, for the build's record: the engine, its actors and the precision they were asked for."""
+        return {"backend": "ray", "actors": self.compute.num_actors, "precision": self.embedder.precision,
+                "num_gpus": self.compute.num_gpus}
 
     def embed_stream(self, hashes: Sequence[str], texts_by_hash: dict[str, str]
                      ) -> Iterator[tuple[list[str], np.ndarray]]:
