@@ -52,6 +52,13 @@ def embeddings_expectations(rows: int, dimension: int, tolerance: float) -> list
         ExpectationSpec("ExpectColumnPairValuesToBeEqual",
                         {"column_A": "chunk_id", "column_B": "chunk_id_in_chunks"},
                         "vector rows line up with chunk rows (the index joins them by position)"),
+        *vector_expectations(dimension, tolerance),
+    ]
+
+
+def vector_expectations(dimension: int, tolerance: float) -> list[ExpectationSpec]:
+    """Every vector (text or image): the model's dimension, finite, unit norm within `tolerance`."""
+    return [
         ExpectationSpec("ExpectColumnValuesToBeBetween",
                         {"column": "vector_dimension", "min_value": dimension, "max_value": dimension},
                         f"dimension equals the model's ({dimension})"),

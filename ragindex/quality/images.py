@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from ragindex.quality.embeddings import fingerprint_expectations, vector_matrix
+from ragindex.quality.embeddings import fingerprint_expectations, vector_expectations, vector_matrix
 from ragindex.quality.expectations import Batch, ExpectationSpec, SuiteResult, validate
 
 
@@ -35,14 +35,7 @@ def images_expectations(dimension: int, tolerance: float) -> list[ExpectationSpe
         ExpectationSpec("ExpectColumnValuesToNotBeNull", {"column": "image_id"}, "every image has a content hash"),
         ExpectationSpec("ExpectColumnValuesToBeUnique", {"column": "image_key"}, "one row per image and source"),
         ExpectationSpec("ExpectColumnValuesToNotBeNull", {"column": "path"}, "every image has a path"),
-        ExpectationSpec("ExpectColumnValuesToBeBetween",
-                        {"column": "vector_dimension", "min_value": dimension, "max_value": dimension},
-                        f"dimension equals the image model's ({dimension})"),
-        ExpectationSpec("ExpectColumnValuesToBeInSet", {"column": "vector_is_finite", "value_set": [True]},
-                        "no NaN or infinity"),
-        ExpectationSpec("ExpectColumnValuesToBeBetween",
-                        {"column": "vector_norm", "min_value": 1 - tolerance, "max_value": 1 + tolerance},
-                        f"unit norm within {tolerance:g}"),
+        *vector_expectations(dimension, tolerance),
     ]
 
 
