@@ -170,6 +170,7 @@ class Embedder:
         self.tokenizer.no_padding()
         self._pad_id = self.tokenizer.token_to_id("[PAD]") or 0
         self._runtime = None
+        self._query = None  # a query-only ONNX session opened before the model is loaded
 
     @property
     def dimension(self) -> int:
@@ -239,13 +240,31 @@ class Embedder:
         """
         return self._embed_batches(texts, small=False)
 
-    def _embed_batches(self, texts: Sequence[str], small: bool) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def _query_runner(self):
+        """The single-query runner. Before the model is loaded, a cached fp32 ONNX export (kept only once it
+        matched the torch reference) answers on its own: no torch import, no load-time race, for a CLI search."""
+        if self._runtime is None and self.onnx_dir and self.requested_device != "cuda" \
+                and self.requested_precision != "int8":
+            from ragindex.onnx_session import fp32_export, onnx_runner
+
+            path = fp32_export(self.onnx_dir, self.fingerprint.id)
+            if path.is_file():
+                if self._query is None:
+                    self._query = onnx_runner(path, 1)
+                return self._query, True
         runtime = self.load()._runtime
-        runner = runtime.query if small else runtime.bulk
+        return runtime.query, runtime.device == "cpu"
+
+    def _embed_batches(self, texts: Sequence[str], small: bool) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        if small:
+            runner, cpu = self._query_runner()
+        else:
+            runtime = self.load()._runtime
+            runner, cpu = runtime.bulk, runtime.device == "cpu"
         ids = self._encode_ids(texts)
         lengths = np.fromiter((len(i) for i in ids), dtype=np.int64, count=len(ids))
         order = np.argsort(-lengths, kind="stable")
-        for positions in self._batches(order, lengths, runtime.device == "cpu"):
+        for positions in self._batches(order, lengths, cpu):
             width = int(lengths[positions[0]])
             input_ids = np.full((len(positions), width), self._pad_id, dtype=np.int64)
             mask = np.zeros((len(positions), width), dtype=np.int64)

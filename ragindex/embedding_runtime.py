@@ -27,6 +27,7 @@ import torch
 
 from ragindex.embedding import FINGERPRINT_MIN_COSINE, ModelFingerprint
 from ragindex.errors import ConfigError
+from ragindex.onnx_session import fp32_export, onnx_runner
 
 log = logging.getLogger(__name__)
 
@@ -99,22 +100,6 @@ def torch_runner(model: PooledModel, device: str, autocast: torch.dtype | None, 
         finally:
             if threads:
                 torch.set_num_threads(previous)
-
-    return run
-
-
-def onnx_runner(path: Path, threads: int) -> Runner:
-    """An ONNX Runtime CPU session on `threads` threads (1 for queries: nothing to wait for between threads)."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-    def run(input_ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        return session.run(None, {"input_ids": input_ids, "attention_mask": mask})[0]
 
     return run
 
@@ -248,7 +233,7 @@ def load_runtime(model_dir: Path, fingerprint: ModelFingerprint, device: str, pr
 
     cache_dir = onnx_dir or Path(_process_tmp().name)
     fp32_id = replace(fingerprint, quantization="none").id  # the exported graph is the fp32 model's
-    onnx_path = export_onnx(model, cache_dir / f"{fp32_id}-fp32.onnx")
+    onnx_path = export_onnx(model, fp32_export(cache_dir, fp32_id))
     threads = torch.get_num_threads()
     if candidate == "int8":
         int8_path = quantize_int8(onnx_path, cache_dir / f"{fingerprint.id}-int8.onnx")
@@ -261,6 +246,7 @@ def load_runtime(model_dir: Path, fingerprint: ModelFingerprint, device: str, pr
         query, query_backend = onnx_runner(onnx_path, 1), "onnxruntime"
     else:
         log.warning("ONNX export differs from torch (min cosine %.7f): embedding with torch", onnx_cosine)
+        onnx_path.unlink(missing_ok=True)  # never picked up by a later process's query path
         onnx_bulk, query, query_backend = None, torch_runner(model, device, None, threads=1), "torch"
     # the race: torch fp32, ONNX Runtime fp32 (if its export is right) and bf16 (if native and within tolerance)
     contenders = {"torch": ("fp32", fp32, 1.0), "onnxruntime": ("fp32", onnx_bulk, onnx_cosine),

@@ -1,0 +1,31 @@
+"""ONNX Runtime sessions of an exported embedding model, without torch: what a single query needs to start fast."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+Runner = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (input ids, attention mask) -> pooled vectors
+
+
+def fp32_export(onnx_dir: Path, fp32_fingerprint_id: str) -> Path:
+    """Where the fp32 ONNX graph of a model is exported (kept only once it matched the torch reference)."""
+    return onnx_dir / f"{fp32_fingerprint_id}-fp32.onnx"
+
+
+def onnx_runner(path: Path, threads: int) -> Runner:
+    """An ONNX Runtime CPU session on `threads` threads (1 for queries: nothing to wait for between threads)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+    def run(input_ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        return session.run(None, {"input_ids": input_ids, "attention_mask": mask})[0]
+
+    return run
