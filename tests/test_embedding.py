@@ -85,3 +85,18 @@ def test_int8_has_its_own_fingerprint():
     assert Embedder(precision="int8").fingerprint == int8
     with pytest.raises(ConfigError, match="precision"):
         Embedder(precision="fp8")
+
+
+def test_a_query_uses_the_cached_export_without_importing_torch(tmp_path):
+    """Once a process exported and verified the fp32 graph, a new process embeds a query without loading torch."""
+    first = Embedder(hash_cache=tmp_path / "hashes.json", onnx_dir=tmp_path / "onnx")
+    reference = first.embed(["how does the with statement work"])[0]
+    paths = f"hash_cache=Path({str(tmp_path / 'hashes.json')!r}), onnx_dir=Path({str(tmp_path / 'onnx')!r})"
+    code = ("import sys, json; from pathlib import Path; from ragindex.embedding import Embedder; "
+            f"e = Embedder({paths}); "
+            "v = e.embed(['how does the with statement work'])[0]; "
+            "print(json.dumps({'torch': 'torch' in sys.modules, 'loaded': e.loaded, 'v': v.tolist()}))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["torch"] is False and out["loaded"] is False
+    assert float(np.dot(out["v"], reference)) >= 0.99999
