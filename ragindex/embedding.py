@@ -230,16 +230,6 @@ class Embedder:
             out[positions] = vectors
         return out
 
-    def embed_batches(self, texts: Sequence[str]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Yield (positions, vectors) per batch, longest texts first, so padding is minimal (and a caller can
-        report progress per batch).
-
-        On a CPU, batches are bounded by tokens (rows x padded width = batch_size x max_length) rather than rows:
-        full-length texts go batch_size at a time, short ones in proportionally bigger batches (fewer, larger
-        matrix products). Token ids go into the padded arrays in one numpy pass, not a tensor per row.
-        """
-        return self._embed_batches(texts, small=False)
-
     def _query_runner(self):
         """The single-query runner. Before the model is loaded, a cached fp32 ONNX export (kept only once it
         matched the torch reference) answers on its own: no torch import, no load-time race, for a CLI search."""
@@ -256,6 +246,8 @@ class Embedder:
         return runtime.query, runtime.device == "cpu"
 
     def _embed_batches(self, texts: Sequence[str], small: bool) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(positions, vectors) per batch, longest texts first, so padding is minimal. On a CPU, batches are bounded
+        by tokens (rows x padded width) rather than rows; token ids go into the padded arrays in one numpy pass."""
         if small:
             runner, cpu = self._query_runner()
         else:

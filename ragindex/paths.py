@@ -29,10 +29,6 @@ class DataLayout:
         """The data directory of this process: $RAGINDEX_DATA_DIR, else data/ in the repository."""
         return cls(Path(os.environ.get("RAGINDEX_DATA_DIR", PROJECT_ROOT / "data")).resolve())
 
-    def ensure(self, path: Path) -> Path:
-        path.mkdir(parents=True, exist_ok=True)
-        return path
-
     @property
     def lancedb(self) -> Path:
         """Index tables (the default `index.uri`)."""

@@ -126,12 +126,6 @@ class Tracker:
 
         self.client.log_batch(run_id, metrics=[Metric(k, float(v), 0, 0) for k, v in metrics.items()])
 
-    def log_params(self, run_id: str, params: dict) -> None:
-        from mlflow.entities import Param
-
-        existing = self.client.get_run(run_id).data.params
-        self.client.log_batch(run_id, params=[Param(k, str(v)[:6000]) for k, v in params.items() if k not in existing])
-
     def log_files(self, run_id: str, files: list[Path], artifact_path: str) -> None:
         for file in files:
             self.client.log_artifact(run_id, str(file), artifact_path)
@@ -148,9 +142,6 @@ class Tracker:
     def run_url(self, run_id: str) -> str:
         """Where the run is found in `mlflow ui` (default port)."""
         return f"http://127.0.0.1:5000/#/experiments/{self.experiment_id}/runs/{run_id}"
-
-    def run_tags(self, run_id: str) -> dict[str, str]:
-        return dict(self.client.get_run(run_id).data.tags)
 
     def download(self, run_id: str, path: str) -> Path | None:
         """An artifact of a run, or None when the run has none at that path."""

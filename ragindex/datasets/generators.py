@@ -625,12 +625,6 @@ def apply_masks(chunks: Sequence[Mapping], rows: Sequence[DatasetRow]) -> list[D
     return out
 
 
-def generator_table(names: Iterable[str] | None = None) -> list[dict]:
-    """Name, version, lexical label and description of generators, for cards and run metadata."""
-    return [{"generator": g.name, "version": g.version, "lexical": g.lexical, "description": g.description}
-            for g in GENERATORS.values() if names is None or g.name in set(names)]
-
-
 def idf(documents: Sequence[Iterable[str]]) -> dict[str, float]:
     """Smoothed inverse document frequency over term collections."""
     df: dict[str, int] = defaultdict(int)

@@ -102,7 +102,3 @@ def read_rows(path: str | Path) -> list[DatasetRow]:
 def rows_qrels(rows: Iterable[DatasetRow]) -> dict[str, dict[str, int]]:
     """qrels of a set of rows, ready for `ragindex.evaluation.metrics.per_query_metrics`."""
     return {r.query_id: r.judgements for r in rows}
-
-
-def rows_queries(rows: Iterable[DatasetRow]) -> dict[str, str]:
-    return {r.query_id: r.query for r in rows}
