@@ -212,13 +212,22 @@ def chunk_documents(documents: DocumentsResult, document_stage: StageTable, chun
 def embed_chunks(chunks: ChunksResult, chunk_stage: StageTable, cache: EmbeddingCache,
                  embedder_factory: Callable[[], object], fingerprint: dict,
                  progress: Progress | None = None) -> EmbeddingsResult:
-    """Make sure the cache holds a vector for every chunk text of the source; the model loads only if one is
-    missing."""
+    """Make sure the cache holds a vector for every chunk text of the source; the texts are read, and the model
+    loaded, only for hashes the cache lacks (an unchanged source reads one hash column)."""
     start = time.perf_counter()
-    table = chunk_stage.columns(["text_hash", "text", "run_id"], chunks.version)
-    texts = dict(zip(table.column("text_hash").to_pylist(), table.column("text").to_pylist(), strict=True))
-    fresh = {h for h, r in zip(table.column("text_hash").to_pylist(), table.column("run_id").to_pylist(),
-                               strict=True) if chunks.chunks and r == chunks.run_id}
+    table = chunk_stage.columns(["text_hash", "run_id"], chunks.version)
+    hashes = table.column("text_hash").to_pylist()
+    fresh = {h for h, r in zip(hashes, table.column("run_id").to_pylist(), strict=True)
+             if chunks.chunks and r == chunks.run_id}
+    missing = cache.missing(hashes)
+    texts: dict[str, str] = {}
+    if missing:
+        wanted = set(missing)
+        parts = [chunk_stage.columns(["text_hash", "text"], chunks.version)] if len(wanted) * 4 > len(hashes) \
+            else scan_in(chunk_stage.open(chunks.version), ["text_hash", "text"], "text_hash", missing)
+        for part in parts:
+            texts.update((h, t) for h, t in zip(part.column("text_hash").to_pylist(), part.column("text").to_pylist(),
+                                                strict=True) if h in wanted)
     loaded: list[object] = []
 
     def factory():
