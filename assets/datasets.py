@@ -31,8 +31,8 @@ def rag_dataset(context: AssetExecutionContext, search_index: IndexBuild, projec
     if source.type == "beir":
         return Output({"status": "BEIR source: its own judged queries are used", "folder": None},
                       metadata={"status": "BEIR source: its own judged queries are used"})
-    if search_index.unchanged and previous_metadata(context).get("folder"):
-        previous = previous_metadata(context)
+    previous = previous_metadata(context) if search_index.unchanged else {}
+    if previous.get("folder"):
         return Output({"status": "unchanged", "folder": previous["folder"]},
                       metadata={"status": "unchanged", "folder": MetadataValue.path(previous["folder"])})
     table = lancedb.store(part.table).open(search_index.tag)

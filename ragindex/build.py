@@ -290,7 +290,7 @@ def write_index(chunks: ChunksResult, chunk_stage: StageTable, store: IndexStore
     if held not in (None, fingerprint_id):
         raise ConfigError(f"table '{store.name}' holds vectors of model {held}, not {fingerprint_id}; build the new "
                           "model into its green table and promote it")
-    staged_rows = chunk_stage.columns(["chunk_id", "doc_id"], chunks.version)
+    staged_rows = chunk_stage.columns(["chunk_id", "doc_id", "text_hash"], chunks.version)
     index_rows = store.source_rows(chunks.source, ["chunk_id", "doc_id"])
     staged_ids = set(staged_rows.column("chunk_id").to_pylist())
     indexed_ids = set(index_rows.column("chunk_id").to_pylist())
@@ -308,8 +308,7 @@ def write_index(chunks: ChunksResult, chunk_stage: StageTable, store: IndexStore
                           store.count(chunks.source), 0, 0, 0, unchanged, indexes, time.perf_counter() - start)
     guard_deletions(chunks.source, _counts(index_rows.column("doc_id").to_pylist()),
                     _counts(staged_rows.column("doc_id").to_pylist()), store.config)
-    hashes = chunk_stage.columns(["text_hash", "doc_id"], chunks.version)
-    needed = [h for h, d in zip(hashes.column("text_hash").to_pylist(), hashes.column("doc_id").to_pylist(),
+    needed = [h for h, d in zip(staged_rows.column("text_hash").to_pylist(), staged_rows.column("doc_id").to_pylist(),
                                 strict=True) if d in changed_docs]
     vectors = cache.get(needed)
     lost = [h for h in needed if h not in vectors]
