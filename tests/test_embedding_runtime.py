@@ -11,6 +11,7 @@ from ragindex.embedding_runtime import (
     choose_precision,
     cpu_flags,
     export_onnx,
+    low_precision_copy,
     min_cosine,
     onnx_runner,
     probe_batch,
@@ -64,7 +65,11 @@ def test_bf16_within_fingerprint_tolerance(reference):
     import torch
 
     model, batch, fp32, _ = reference
-    assert min_cosine(torch_runner(model, "cpu", torch.bfloat16)(*batch), fp32) >= FINGERPRINT_MIN_COSINE
+    autocast = torch_runner(model, "cpu", torch.bfloat16)(*batch)
+    precast = torch_runner(low_precision_copy(model, torch.bfloat16), "cpu", torch.bfloat16)(*batch)
+    assert min_cosine(precast, fp32) >= FINGERPRINT_MIN_COSINE
+    assert np.abs(precast - autocast).max() < 1e-6  # weights cast once compute what autocast computes
+    assert next(model.parameters()).dtype == torch.float32  # the fp32 reference is untouched
 
 
 def test_int8_is_close_but_beyond_tolerance(reference, tmp_path):
