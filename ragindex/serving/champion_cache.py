@@ -1,4 +1,4 @@
-"""The champion's serving config without importing MLflow (about a second of a search's start-up).
+"""The champion's serving config without importing MLflow (about 2 s of CPU at a search's start-up).
 
 What a champion serves is read through MLflow once and kept in a small JSON file (`DataLayout.champion_cache`),
 keyed by the tracking URI and the state (inode, size, mtime) of the local SQLite store's files. Any write to the
