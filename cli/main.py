@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from ragindex.access import visible_where
-from ragindex.config import SEARCH_MODES
+from ragindex.config import SEARCH_MODES, ProjectConfig
 from ragindex.errors import ConfigError
 from ragindex.paths import PROJECT_ROOT
 from ragindex_app.cli.checks import caller_groups, check_name, check_request, check_writable_file
@@ -158,15 +158,21 @@ def _engines(args: argparse.Namespace):
     return project, build_resources(project)
 
 
-def retriever_for(args: argparse.Namespace, log_queries: bool = True):
-    """The serving retriever of a logical table: the champion's table, model, tag and fusion weight."""
+def retriever_for(args: argparse.Namespace, log_queries: bool = True, project: ProjectConfig | None = None):
+    """The serving retriever of a logical table: the champion's table, model and fusion weight. Built from the
+    config alone, without the Dagster resources: a search imports neither Dagster nor (champion cached) MLflow."""
+    from ragindex.config import load_config
     from ragindex.embedding import configured_embedder
+    from ragindex.index_store import IndexStore
+    from ragindex.paths import DataLayout
     from ragindex.search import Retriever
     from ragindex.serving.resolve import serving_target
+    from ragindex.tracking import Tracker
 
-    project, resources = _engines(args)
-    target = serving_target(project, resources["mlflow"].tracker, args.name)
-    store = resources["lancedb"].store(target.table)
+    project = project or load_config(args.config)
+    layout = DataLayout.current()
+    target = serving_target(project, Tracker.current(layout), args.name, layout.champion_cache)
+    store = IndexStore.at(project.index, target.table)
     embedder = configured_embedder(project.embedder, target.model)
     version = getattr(args, "version", None)
     return Retriever(store, embedder, project.search, version=version, log_queries=log_queries,
@@ -177,8 +183,9 @@ def cmd_search(args: argparse.Namespace) -> int:
     from ragindex.config import load_config
 
     filters = _parse_filters(args.filter)
-    check_request(args.query, args.k, load_config(args.config).search.max_k)
-    retriever = retriever_for(args)
+    project = load_config(args.config)
+    check_request(args.query, args.k, project.search.max_k)
+    retriever = retriever_for(args, project=project)
     if args.modality == "text":
         hits = retriever.search(args.query, args.mode, args.k, filters, per_doc=args.per_doc, group_by=args.group_by)
     else:

@@ -72,6 +72,12 @@ class DataLayout:
         return self.mlflow / "artifacts"
 
     @property
+    def champion_cache(self) -> Path:
+        """The champions' serving configs as last read from the local MLflow store, valid while its files are
+        unchanged (a search starts without importing MLflow)."""
+        return self.mlflow / "champions.json"
+
+    @property
     def dagster(self) -> Path:
         """The Dagster instance's storage (dagster.yaml points here)."""
         return self.root / "dagster"

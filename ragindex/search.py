@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from typing import Literal
 
 from lancedb.query import MatchQuery
@@ -113,9 +114,13 @@ class Retriever:
         self.table = store.open(version)
         self.ann = store.config.ann
         self.has_ann = any(tuple(i.columns) == ("vector",) for i in self.table.list_indices())
-        # below the ANN threshold: this version's vectors in memory, searched exactly (ragindex/dense_search.py)
-        self.dense_index = None if self.has_ann else DenseIndex.load(self.table, _COLUMNS)
         self.fusion = fusion or PRIOR
+
+    @cached_property
+    def dense_index(self) -> DenseIndex | None:
+        """Below the ANN threshold: this version's vectors in memory, searched exactly (ragindex/dense_search.py);
+        read at the first dense query, so a keyword search reads no vectors."""
+        return None if self.has_ann else DenseIndex.load(self.table, _COLUMNS)
 
     def visible(self, groups: Iterable[str] | None = None) -> str | None:
         """The access prefilter of a call with these groups (None: the retriever's); None when unrestricted."""

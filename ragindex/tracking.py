@@ -9,13 +9,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import subprocess
 import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from ragindex.paths import PROJECT_ROOT
+from ragindex.paths import PROJECT_ROOT, DataLayout
 
 EXPERIMENT = "ragindex"
 CHAMPION = "champion"
@@ -61,6 +62,19 @@ class Tracker:
         self._client = None
         self._experiment_id: str | None = None
 
+    @classmethod
+    def current(cls, layout: DataLayout | None = None) -> Tracker:
+        """This process's store: $MLFLOW_TRACKING_URI, else the data directory's SQLite file; artifacts at
+        $RAGINDEX_MLFLOW_ARTIFACTS, else in the data directory."""
+        layout = layout or DataLayout.current()
+        return cls(os.environ.get("MLFLOW_TRACKING_URI") or layout.mlflow_uri,
+                   os.environ.get("RAGINDEX_MLFLOW_ARTIFACTS") or layout.mlflow_artifacts.as_uri())
+
+    @property
+    def database(self) -> Path | None:
+        """The SQLite file of a local store; None for a tracking server."""
+        return Path(self.tracking_uri[len("sqlite:///"):]) if self.tracking_uri.startswith("sqlite:///") else None
+
     @property
     def client(self):
         if self._client is None:
@@ -69,12 +83,12 @@ class Tracker:
             warnings.filterwarnings("ignore", module=r"mlflow\..*")
             for name in ("mlflow", "alembic"):  # schema creation and migrations log at INFO on every new store
                 logging.getLogger(name).setLevel(logging.WARNING)
-            if not self.tracking_uri.startswith("sqlite:///"):
+            database = self.database
+            if database is None:
                 self._client = mlflow.MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
                 return self._client
             from ragindex.locks import file_lock
 
-            database = Path(self.tracking_uri[len("sqlite:///"):])
             # two processes creating (or migrating) one SQLite schema collide: one at a time, beside the database
             with file_lock(database.with_name(database.name + ".lock"), f"MLflow store {database}"):
                 client = mlflow.MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
@@ -85,9 +99,7 @@ class Tracker:
 
     def store_exists(self) -> bool:
         """False only when nothing was ever tracked here (a local SQLite file that does not exist yet)."""
-        if self.tracking_uri.startswith("sqlite:///"):
-            return Path(self.tracking_uri[len("sqlite:///"):]).is_file()
-        return True
+        return self.database is None or self.database.is_file()
 
     @property
     def experiment_id(self) -> str:

@@ -180,3 +180,39 @@ def test_served_champion_answers_like_the_cli(evaluated, capsys):
         server.terminate()
         server.wait(timeout=30)
     assert [h["chunk_id"] for h in served] == cli
+
+
+def _search_in_a_new_process(query: str, table: str) -> tuple[list[dict], list[str]]:
+    """`ragindex search --json` in a fresh interpreter: its hits, and which of the heavy packages it imported."""
+    heavy = ("mlflow", "dagster", "torch", "great_expectations")
+    code = ("import json, sys; from ragindex_app.cli.main import main; "
+            f"main(['search', {query!r}, '--name', {table!r}, '--k', '5', '--json']); "
+            f"print(json.dumps(sorted(m for m in {heavy!r} if m in sys.modules)), file=sys.stderr)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(done.stdout), json.loads(done.stderr.strip().splitlines()[-1])
+
+
+def test_a_search_process_imports_only_what_the_query_needs(evaluated):
+    """A new `ragindex search` process imports no Dagster, torch or Great Expectations, and no MLflow once the
+    champion's serving config is cached, and answers like the champion's Retriever built through MLflow."""
+    from ragindex.config import load_config
+    from ragindex.embedding import configured_embedder
+    from ragindex.index_store import IndexStore
+    from ragindex.search import Retriever
+    from ragindex.serving.champion_cache import SETTLE_NS
+    from ragindex.serving.resolve import serving_target
+
+    table, query = evaluated["payload"]["index"]["table"], "what is the fahrenheit scale"
+    project = load_config(None)
+    target = serving_target(project, _tracker(), table)  # MLflow itself, no cache
+    assert target.origin.startswith("champion") and target.fusion is not None
+    retriever = Retriever(IndexStore.at(project.index, target.table), configured_embedder(project.embedder),
+                          project.search, fusion=target.fusion)
+    expected = [(h.chunk_id, h.score) for h in retriever.search(query, "hybrid", 5)]
+    time.sleep(SETTLE_NS / 1e9 + 0.1)  # the store's last write is old enough to be cached
+    first, _ = _search_in_a_new_process(query, table)  # reads MLflow once and caches the serving config
+    second, imported = _search_in_a_new_process(query, table)
+    assert imported == []
+    for hits in (first, second):
+        assert [h["chunk_id"] for h in hits] == [c for c, _ in expected]
+        assert [h["score"] for h in hits] == pytest.approx([s for _, s in expected], abs=1e-6)
