@@ -8,10 +8,15 @@ cos(query, vector) + weight · cos(query, title_vector); a chunk without a title
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pyarrow as pa
 
 from ragindex.documents import sha256_hex
+
+if TYPE_CHECKING:
+    from ragindex.config import IndexConfig
 
 TITLE_VECTOR = "title_vector"
 TITLE_HASH = "title_hash"
@@ -47,3 +52,8 @@ def title_column(hashes: list[str | None], vectors: dict[str, np.ndarray], dimen
             values[i] = vectors[h]
     mask = pa.array([h is None for h in hashes])
     return pa.FixedSizeListArray.from_arrays(pa.array(values.ravel()), dimension, mask=mask)
+
+
+def configured_weight(index: IndexConfig) -> float:
+    """The title weight a configuration serves without an evaluation: title_weight when forced on, else 0."""
+    return index.title_weight if index.title_vectors == "on" else 0.0
