@@ -219,9 +219,10 @@ class IndexStore:
             if (column,) not in existing:
                 table.create_index(column, config=FTS(remove_stop_words=self.config.fts_stop_words, stem=True))
                 actions[column] = "created FTS"
-        for column in self._vector_columns(table):
-            if (column,) not in existing and rows >= max(self.config.ann.min_rows, ANN_MIN_ROWS_FLOOR):
-                actions[column] = self._create_ann(table, rows, column=column)
+        for column in self._vector_columns(table):  # title vectors: rows without a title have none
+            held = rows if column == "vector" else table.count_rows(f"{column} IS NOT NULL")
+            if (column,) not in existing and held >= max(self.config.ann.min_rows, ANN_MIN_ROWS_FLOOR):
+                actions[column] = self._create_ann(table, held, column=column)
         stats = {i.name: table.index_stats(i.name) for i in table.list_indices()}
         unindexed = [name for name, stat in stats.items() if stat and stat.num_unindexed_rows]
         if unindexed:  # pruning is retention's job: optimize() alone prunes at 7 days and refuses tagged versions
