@@ -281,6 +281,8 @@ def _index_rows(chunk_stage: StageTable, version: int, doc_ids: set[str], vector
             hashes = part.column("text_hash").to_pylist()
             matrix = np.stack([vectors[h] for h in hashes]).astype(np.float32) if hashes else \
                 np.zeros((0, dimension), np.float32)
+            if titles and not np.isfinite(matrix).all():  # LanceDB would null it (title columns: on_bad_vectors)
+                raise ValueError("a cached chunk vector is not finite; clear the embedding cache of this model")
             columns = {n: part.column(n) for n in names}
             columns["fingerprint"] = pa.array([fingerprint_id] * len(hashes), pa.string())
             columns["vector"] = pa.FixedSizeListArray.from_arrays(pa.array(matrix.ravel()), dimension)

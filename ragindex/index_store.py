@@ -202,7 +202,9 @@ class IndexStore:
         if replaced:
             merge = merge.when_not_matched_by_source_delete(
                 f"source = {quote(source)} AND {in_list('doc_id', replaced)}")
-        result = merge.execute(rows)
+        # a chunk without a title has a null title vector, which LanceDB otherwise refuses as a bad vector
+        titled = TITLE_VECTOR in rows.schema.names
+        result = merge.execute(rows, on_bad_vectors="null" if titled else "error")
         return CommitResult(table.version, result.num_inserted_rows, result.num_updated_rows,
                             result.num_deleted_rows)
 

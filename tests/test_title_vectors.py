@@ -38,9 +38,10 @@ def _docs(filler: int = 0) -> list[Document]:
 
     people = [doc(f"p{i:02d}", name, f"{BODY} Entry {i}.") for i, name in enumerate(ENTITIES)]
     secret = doc("secret", SECRET, f"{BODY} Entry {len(ENTITIES)}.", ("staff",))
+    untitled = doc("untitled", "", "A page without a title or a heading.")  # a null title vector
     notes = [doc(f"n{i:03d}", f"Shipping note {i}", f"Ship {i} passed the cape at night with cargo {i * 7}.")
              for i in range(filler)]
-    return [*people, secret, *notes]
+    return [*people, secret, untitled, *notes]
 
 
 def _table(embedder, root: Path, titles: str, filler: int = 0, ann: bool = False) -> IndexStore:
@@ -71,6 +72,7 @@ def test_off_builds_no_title_column_and_ranks_as_before(tables, embedder) -> Non
     off, auto = tables["off"], tables["auto"]
     assert TITLE_VECTOR not in off.open().schema.names
     assert {TITLE_VECTOR, TITLE_HASH} <= set(auto.open().schema.names)
+    assert auto.open().to_arrow().column(TITLE_VECTOR).null_count == 1  # the untitled page
     plain = Retriever(off, embedder, SearchConfig(per_doc=0), unrestricted=True)
     weightless = Retriever(auto, embedder, SearchConfig(per_doc=0), unrestricted=True)  # auto, no evaluation: 0
     assert weightless.fusion.title_weight == 0.0
