@@ -207,12 +207,13 @@ class Retriever:
         for column, ann in (("vector", self.has_ann), (TITLE_VECTOR, self.has_title_ann)):
             query = vector_query(self.table, vector, k, exact or not ann, self.ann.nprobes, self.ann.ef,
                                  self.ann.refine_factor, combine(where, f"{column} IS NOT NULL"), column)
-            parts.append(query.select([*_COLUMNS, "vector", TITLE_VECTOR]).to_arrow().drop_columns(["_distance"]))
+            parts.append(query.select([*_COLUMNS, "vector", TITLE_VECTOR, "_distance"]).to_arrow()
+                         .drop_columns(["_distance"]))
         found = pa.concat_tables(parts)
         query = np.asarray(vector, dtype=np.float32)
         query = query / max(float(np.linalg.norm(query)), 1e-12)
-        scores = unit_rows(vector_matrix(found.column("vector"))) @ query \
-            + title_weight * (unit_rows(vector_matrix(found.column(TITLE_VECTOR))) @ query)
+        scores = np.einsum("ij,j->i", unit_rows(vector_matrix(found.column("vector"))), query) \
+            + title_weight * np.einsum("ij,j->i", unit_rows(vector_matrix(found.column(TITLE_VECTOR))), query)
         hits = {row["chunk_id"]: _hit(row, score) for row, score in
                 zip(found.drop_columns(["vector", TITLE_VECTOR]).to_pylist(), scores.tolist(), strict=True)}
         return rank(list(hits.values()))[:k]
