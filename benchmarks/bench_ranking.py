@@ -166,8 +166,17 @@ def title_vectors(rs: RankingSet, embedder, uri: Path) -> tuple[list[str], dict]
         lines.append(f"| {name} | {_cell(ci, 'dense')} | {_cell(ci, 'fts')} | **{_cell(ci, 'hybrid')}** | "
                      f"{result.fusion.label} | {result.fusion.title_weight:g} | {titles.get('evidence', '-')} | "
                      f"{measured or '-'} | {folds} |")
+        by_gen = {}
+        for gen in sorted(set(rs.evalset.generators.values())):
+            qids = [q for q, g in rs.evalset.generators.items() if g == gen and q in result.per_query["dense"]]
+            by_gen[gen] = {m: mean_metrics({q: result.per_query[m][q] for q in qids})["ndcg@10"]
+                           for m in ("dense", "hybrid")}
         data[name] = {"ci": {m: ci[m]["ndcg@10"] for m in ("dense", "dense_exact", "fts", "hybrid")},
-                      "fusion": result.fusion.as_dict(), "latency_ms": result.latency_ms}
+                      "fusion": result.fusion.as_dict(), "latency_ms": result.latency_ms, "by_generator": by_gen}
+    if any(d["by_generator"] for d in data.values()):
+        lines += ["", "nDCG@10 per generator, dense / hybrid:", "", "| variant | by generator |", "|---|---|"]
+        lines += [f"| {name} | " + "; ".join(f"{g}: {v['dense']:.3f} / {v['hybrid']:.3f}"
+                                             for g, v in d["by_generator"].items()) + " |" for name, d in data.items()]
     return lines, data
 
 
