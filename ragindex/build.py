@@ -226,6 +226,7 @@ def embed_chunks(chunks: ChunksResult, chunk_stage: StageTable, cache: Embedding
     named.pop(None, None)
     missing = cache.missing(hashes)
     texts: dict[str, str] = {h: named[h] for h in cache.missing(named)}
+    new_titles = len(texts)
     if missing:
         wanted = set(missing)
         parts = [chunk_stage.columns(["text_hash", "text"], chunks.version)] if len(wanted) * 4 > len(hashes) \
@@ -241,7 +242,8 @@ def embed_chunks(chunks: ChunksResult, chunk_stage: StageTable, cache: Embedding
 
     embedded = fill_cache(texts, factory, cache, progress)
     runtime = (loaded[0].runtime_info() or {}) if loaded and embedded else {}
-    return EmbeddingsResult(chunks.table, chunks.source, chunks.version, embedded, max(0, len(fresh) - embedded),
+    reused = max(0, len(fresh) - (embedded - new_titles))  # embedded counts the title texts too
+    return EmbeddingsResult(chunks.table, chunks.source, chunks.version, embedded, reused,
                             fingerprint, chunks.run_id if chunks.chunks else "", str(runtime.get("precision", "")),
                             runtime, time.perf_counter() - start)
 
