@@ -19,7 +19,7 @@ def embeddings(context: AssetExecutionContext, chunks: ChunksResult, embedder: E
     part = BuildPartition.of(context)
     result = embed_chunks(chunks, staging.chunks(part.table, part.source), lancedb.cache(),
                           compute.embedder_factory(embedder), embedder.fingerprint(),
-                          progress=Progress(context.log, "embedding"))
+                          progress=Progress(context.log, "embedding"), titles=lancedb.index.title_vectors != "off")
     rate = result.embedded / result.seconds if result.seconds and result.embedded else 0.0
     return Output(result, metadata={
         "embedded": result.embedded,

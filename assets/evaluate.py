@@ -1,5 +1,7 @@
 """Group evaluate: measure every build on judged queries, register the retriever, gate the champion."""
 
+from dataclasses import replace
+
 from dagster import AssetExecutionContext, MetadataValue, Output, asset
 
 from ragindex.build import IndexBuild
@@ -9,6 +11,7 @@ from ragindex.evaluation.report import fusion_paragraph, metrics_table
 from ragindex.index_store import logical_table
 from ragindex.paths import DataLayout
 from ragindex.serving.pins import advance_pins, dropped_since
+from ragindex.titles import configured_weight
 from ragindex.tracking import dataset_digest
 from ragindex_app.assets.metadata import markdown_table, previous_metadata
 from ragindex_app.assets.partitions import BuildPartition, build_partitions
@@ -77,7 +80,8 @@ def champion(context: AssetExecutionContext, evaluation: EvaluationOutcome, sear
                     "reason": f"unchanged: nothing registered; serving {serving}"}
         return Output(decision, metadata={**{k: str(v) for k, v in decision.items()}, "unchanged": True})
     config = project.config
-    fusion = evaluation.payload["fusion"] if evaluation.payload else PRIOR.as_dict()
+    fusion = evaluation.payload["fusion"] if evaluation.payload else \
+        replace(PRIOR, title_weight=configured_weight(config.index)).as_dict()
     search = config.search.model_dump()
     model_config = {"uri": search_index.uri, "table": search_index.table, "tag": search_index.tag,
                     "version": search_index.version, "model": config.embedder.model, "fingerprint": fingerprint_id,

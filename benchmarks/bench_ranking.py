@@ -1,6 +1,6 @@
 """Ranking benchmark (issue #15) on msmarco-5k and generated pydoc and lancedb-docs sets: every mode with intervals
 per `per_doc` cap, the fusion served and why, the title flood before and after, `ask` context recall widened vs
-plain, and optional title vectors. Writes benchmarks/out/ranking.md and .json.
+plain, and title vectors (off against auto, the weight chosen and why). Writes benchmarks/out/ranking.md and .json.
 
     PYTHONPATH=. .venv/bin/python benchmarks/bench_ranking.py [--sets pydoc,lancedb-docs,msmarco-5k]
 """
@@ -13,17 +13,19 @@ import os
 import platform
 import time
 from collections import Counter
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 from lancedb.query import MultiMatchQuery
 from machine_info import cpu_flags, cpu_model
-from ranking_sets import ROOT, RankingSet, load_set
+from ranking_sets import ROOT, RankingSet, load_set, titled
 
 from ragindex.config import SearchConfig
 from ragindex.context import widen
 from ragindex.datasets.generators import normalize_query
 from ragindex.embedding import load_embedder
+from ragindex.evaluation.beir import EvalSet
 from ragindex.evaluation.fusion_cv import choose_fusion
 from ragindex.evaluation.metrics import doc_scores_from_chunks, mean_metrics, per_query_metrics
 from ragindex.evaluation.runner import confidence_intervals, evaluate
@@ -31,7 +33,6 @@ from ragindex.evaluation.statistics import bootstrap_ci
 from ragindex.search import Retriever
 
 CAPS = (0, 1, 2, 3)
-LAMBDAS = (0.0, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0)
 
 
 def _ci(values: list[float]) -> str:
@@ -141,44 +142,48 @@ def context_recall(rs: RankingSet, embedder, k: int = 5) -> tuple[list[str], dic
     return lines, {name: float(np.mean(v)) for name, v in found.items()}
 
 
-def title_vectors(rs: RankingSet, embedder, folds: int = 5) -> tuple[list[str], dict]:
-    """Dense exact search with score = body cosine + lambda * heading-path cosine, lambda chosen by 5-fold CV."""
-    table = rs.store.open().to_arrow()
-    ids = table.column("chunk_id").to_pylist()
-    body = np.stack(table.column("vector").to_numpy(zero_copy_only=False))
-    headings = [h or t or "" for h, t in zip(table.column("heading_path").to_pylist(),
-                                              table.column("title").to_pylist(), strict=True)]
-    unique = sorted(set(headings))
-    head_vectors = dict(zip(unique, embedder.embed(unique), strict=True))
-    heads = np.stack([head_vectors[h] for h in headings])
-    qids = rs.evalset.scored_query_ids
-    queries = embedder.embed([rs.evalset.queries[q] for q in qids])
-    scores = []
-    for lam in LAMBDAS:
-        run = {}
-        for q, vec in zip(qids, queries, strict=True):
-            s = body @ vec + lam * (heads @ vec)
-            top = np.argsort(-s)[:100]
-            run[q] = {ids[i]: float(s[i]) for i in top}
-        per_query = per_query_metrics(run, {q: rs.evalset.qrels[q] for q in qids})
-        scores.append([per_query[q]["ndcg@10"] for q in qids])
-    grid = np.array(scores)
-    fold_of = np.random.default_rng(0).permutation(len(qids)) % folds
-    cv = np.empty(len(qids))
-    picks = []
-    for f in range(folds):
-        best = int(np.argmax(grid[:, fold_of != f].mean(axis=1)))
-        picks.append(LAMBDAS[best])
-        cv[fold_of == f] = grid[best, fold_of == f]
-    lines = ["| dense_exact, chunk level | nDCG@10 |", "|---|---|", f"| body vector only | {_ci(grid[0].tolist())} |",
-             f"| + title vector, lambda by CV (per fold: {', '.join(map(str, picks))}) | {_ci(cv.tolist())} |"]
-    return lines, {"body": float(grid[0].mean()), "cv": float(cv.mean()), "fold_lambdas": picks,
-                   "by_lambda": {str(lam): float(v) for lam, v in zip(LAMBDAS, grid.mean(axis=1), strict=True)}}
+def title_vectors(rs: RankingSet, embedder, uri: Path) -> tuple[list[str], dict]:
+    """Every mode without and with title vectors (per_doc=0): the weight as the served rule chooses it (lexical
+    queries may not move it from 0), and as CV would choose it if the set's lexical queries counted as evidence."""
+    plain = Retriever(rs.store, embedder, SearchConfig(per_doc=0))
+    titled_store = titled(rs, uri, embedder)
+    titled_retriever = Retriever(titled_store, embedder, SearchConfig(per_doc=0))
+    as_evidence = EvalSet(rs.evalset.queries, rs.evalset.qrels, problems=rs.evalset.problems)
+    variants = {"without title vectors": (plain, rs.evalset), "title vectors, auto (served rule)":
+                (titled_retriever, rs.evalset)}
+    if any(rs.evalset.generators.values()):
+        variants["title vectors, auto, lexical queries as evidence"] = (titled_retriever, as_evidence)
+    lines = ["| variant | dense | fts | hybrid as served | served | title weight | weight evidence | "
+             "dense nDCG@10 per fixed weight | fold choices |", "|---|---|---|---|---|---|---|---|---|"]
+    data = {}
+    for name, (retriever, evalset) in variants.items():
+        result = evaluate(retriever, evalset, rs.name, unit=rs.unit)  # type: ignore[arg-type]
+        ci = confidence_intervals(result.per_query)
+        titles = result.fusion.details.get("titles", {})
+        details = titles.get("details", {})
+        measured = ", ".join(f"{w}: {v['mean']:.3f}" for w, v in details.get("measured", {}).items())
+        folds = ", ".join(f"{w:g}" for w in details.get("fold_choices", [])) or "-"
+        lines.append(f"| {name} | {_cell(ci, 'dense')} | {_cell(ci, 'fts')} | **{_cell(ci, 'hybrid')}** | "
+                     f"{result.fusion.label} | {result.fusion.title_weight:g} | {titles.get('evidence', '-')} | "
+                     f"{measured or '-'} | {folds} |")
+        by_gen = {}
+        for gen in sorted(set(rs.evalset.generators.values())):
+            qids = [q for q, g in rs.evalset.generators.items() if g == gen and q in result.per_query["dense"]]
+            by_gen[gen] = {m: mean_metrics({q: result.per_query[m][q] for q in qids})["ndcg@10"]
+                           for m in ("dense", "hybrid")}
+        data[name] = {"ci": {m: ci[m]["ndcg@10"] for m in ("dense", "dense_exact", "fts", "hybrid")},
+                      "fusion": result.fusion.as_dict(), "latency_ms": result.latency_ms, "by_generator": by_gen}
+    if any(d["by_generator"] for d in data.values()):
+        lines += ["", "nDCG@10 per generator, dense / hybrid:", "", "| variant | by generator |", "|---|---|"]
+        lines += [f"| {name} | " + "; ".join(f"{g}: {v['dense']:.3f} / {v['hybrid']:.3f}"
+                                             for g, v in d["by_generator"].items()) + " |" for name, d in data.items()]
+    return lines, data
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sets", default="msmarco-5k,pydoc,lancedb-docs")
+    parser.add_argument("--parts", default="modes,flood,context,titles", help="which measurements to run")
     parser.add_argument("--work", default=str(ROOT / "benchmarks" / "out" / "ranking"))
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "ranking.md"))
     args = parser.parse_args()
@@ -192,9 +197,11 @@ def main() -> None:
         rs = load_set(name, Path(args.work) / "lancedb", embedder)
         n = len(rs.evalset.scored_query_ids)
         report += [f"### {name} ({n} queries, {rs.store.count()} chunks, relevance judged per {rs.unit})", ""]
-        parts = {"modes": modes_by_cap, "flood": title_flood}
+        uri = Path(args.work) / "lancedb"
+        parts = {"modes": modes_by_cap, "flood": title_flood, "titles": partial(title_vectors, uri=uri)}
         if rs.unit == "chunk":
-            parts |= {"context": context_recall, "title_vectors": title_vectors}
+            parts["context"] = context_recall
+        parts = {k: v for k, v in parts.items() if k in args.parts.split(",")}
         data[name] = {}
         for part, measure in parts.items():
             lines, data[name][part] = measure(rs, embedder)

@@ -41,11 +41,22 @@ class RankingSet:
     rows: list[DatasetRow]
 
 
-def _table(uri: Path, name: str, build) -> IndexStore:
-    store = IndexStore.at(IndexConfig(uri=str(uri)), name)
+def _table(uri: Path, name: str, build, titles: str = "off") -> IndexStore:
+    store = IndexStore.at(IndexConfig(uri=str(uri), title_vectors=titles), name)
     if not store.exists():
         build(store)
     return store
+
+
+def titled(rs: RankingSet, uri: Path, embedder) -> IndexStore:
+    """The searched table of a set again, with title vectors (index.title_vectors: auto): the same rows and
+    vectors, each distinct heading path (else title) embedded once."""
+    def build(store: IndexStore) -> None:
+        table = rs.store.open().to_arrow()
+        vectors = np.stack(table.column("vector").to_numpy(zero_copy_only=False)).astype(np.float32)
+        write_chunks(store, table.drop_columns(["vector"]).to_pylist(), embedder, vectors)
+
+    return _table(uri, f"{rs.store.name}-titles", build, titles="auto")
 
 
 def _chunks(name: str, embedder) -> list[dict]:

@@ -25,6 +25,7 @@ from ragindex.lance_tables import in_list, scan_in
 from ragindex.sources import read_source
 from ragindex.staging import DOCUMENT_SCHEMA, StageStore, StageTable
 from ragindex.step_output import StepOutput
+from ragindex.titles import TITLE_HASH, TITLE_VECTOR, title_column, title_hash, title_texts
 
 BATCH_ROWS = 2048
 SAMPLE_ROWS = 10
@@ -211,16 +212,21 @@ def chunk_documents(documents: DocumentsResult, document_stage: StageTable, chun
 
 def embed_chunks(chunks: ChunksResult, chunk_stage: StageTable, cache: EmbeddingCache,
                  embedder_factory: Callable[[], object], fingerprint: dict,
-                 progress: Progress | None = None) -> EmbeddingsResult:
-    """Make sure the cache holds a vector for every chunk text of the source; the texts are read, and the model
-    loaded, only for hashes the cache lacks (an unchanged source reads one hash column)."""
+                 progress: Progress | None = None, titles: bool = False) -> EmbeddingsResult:
+    """Make sure the cache holds a vector for every chunk text of the source (and, with `titles`, every title
+    text: ragindex/titles.py); the texts are read, and the model loaded, only for hashes the cache lacks (an
+    unchanged source reads one hash column, two more with titles)."""
     start = time.perf_counter()
-    table = chunk_stage.columns(["text_hash", "run_id"], chunks.version)
+    table = chunk_stage.columns(["text_hash", "run_id", *(["heading_path", "title"] if titles else [])],
+                                chunks.version)
     hashes = table.column("text_hash").to_pylist()
     fresh = {h for h, r in zip(hashes, table.column("run_id").to_pylist(), strict=True)
              if chunks.chunks and r == chunks.run_id}
+    named = {title_hash(t): t for t in title_texts(table)} if titles else {}
+    named.pop(None, None)
     missing = cache.missing(hashes)
-    texts: dict[str, str] = {}
+    texts: dict[str, str] = {h: named[h] for h in cache.missing(named)}
+    new_titles = len(texts)
     if missing:
         wanted = set(missing)
         parts = [chunk_stage.columns(["text_hash", "text"], chunks.version)] if len(wanted) * 4 > len(hashes) \
@@ -236,7 +242,8 @@ def embed_chunks(chunks: ChunksResult, chunk_stage: StageTable, cache: Embedding
 
     embedded = fill_cache(texts, factory, cache, progress)
     runtime = (loaded[0].runtime_info() or {}) if loaded and embedded else {}
-    return EmbeddingsResult(chunks.table, chunks.source, chunks.version, embedded, max(0, len(fresh) - embedded),
+    reused = max(0, len(fresh) - (embedded - new_titles))  # embedded counts the title texts too
+    return EmbeddingsResult(chunks.table, chunks.source, chunks.version, embedded, reused,
                             fingerprint, chunks.run_id if chunks.chunks else "", str(runtime.get("precision", "")),
                             runtime, time.perf_counter() - start)
 
@@ -262,9 +269,12 @@ def _counts(doc_ids: list[str]) -> dict[str, int]:
 
 
 def _index_rows(chunk_stage: StageTable, version: int, doc_ids: set[str], vectors: dict[str, np.ndarray],
-                dimension: int, fingerprint_id: str) -> pa.RecordBatchReader:
-    schema = index_schema(dimension)
-    names = [f.name for f in schema if f.name not in ("vector", "fingerprint")]
+                dimension: int, fingerprint_id: str, titles: bool = False, embed_titles: bool = False
+                ) -> pa.RecordBatchReader:
+    """The index rows of these documents; `titles` writes the title columns, filled when `embed_titles` (a table
+    that has them, built on with title vectors off, gets them empty)."""
+    schema = index_schema(dimension, titles=titles)
+    names = [f.name for f in schema if f.name not in ("vector", "fingerprint", TITLE_HASH, TITLE_VECTOR)]
 
     def batches() -> Iterator[pa.RecordBatch]:
         rows = chunk_stage.columns(names, version)
@@ -273,12 +283,27 @@ def _index_rows(chunk_stage: StageTable, version: int, doc_ids: set[str], vector
             hashes = part.column("text_hash").to_pylist()
             matrix = np.stack([vectors[h] for h in hashes]).astype(np.float32) if hashes else \
                 np.zeros((0, dimension), np.float32)
+            if titles and not np.isfinite(matrix).all():  # LanceDB would null it (title columns: on_bad_vectors)
+                raise ValueError("a cached chunk vector is not finite; clear the embedding cache of this model")
             columns = {n: part.column(n) for n in names}
             columns["fingerprint"] = pa.array([fingerprint_id] * len(hashes), pa.string())
             columns["vector"] = pa.FixedSizeListArray.from_arrays(pa.array(matrix.ravel()), dimension)
+            if titles:
+                title_hashes = [title_hash(t) for t in title_texts(part)] if embed_titles else [None] * len(hashes)
+                columns[TITLE_HASH] = pa.array(title_hashes, pa.string())
+                columns[TITLE_VECTOR] = title_column(title_hashes, vectors, dimension)
             yield pa.RecordBatch.from_pydict(columns, schema=schema)
 
     return pa.RecordBatchReader.from_batches(schema, batches())
+
+
+def _untitled_docs(store: IndexStore, source: str, staged: dict[str, str | None], doc_of: dict[str, str]) -> set[str]:
+    """Documents with an indexed chunk whose title hash is not the one its staged chunk has now."""
+    if not store.exists() or TITLE_HASH not in store.open().schema.names:
+        return set(doc_of.values())
+    rows = store.source_rows(source, ["chunk_id", TITLE_HASH])
+    return {doc_of[c] for c, h in zip(rows.column("chunk_id").to_pylist(), rows.column(TITLE_HASH).to_pylist(),
+                                      strict=True) if c in staged and staged[c] != h}
 
 
 def write_index(chunks: ChunksResult, chunk_stage: StageTable, store: IndexStore, cache: EmbeddingCache,
@@ -290,7 +315,9 @@ def write_index(chunks: ChunksResult, chunk_stage: StageTable, store: IndexStore
     if held not in (None, fingerprint_id):
         raise ConfigError(f"table '{store.name}' holds vectors of model {held}, not {fingerprint_id}; build the new "
                           "model into its green table and promote it")
-    staged_rows = chunk_stage.columns(["chunk_id", "doc_id", "text_hash"], chunks.version)
+    titles = store.config.title_vectors != "off" or (store.exists() and TITLE_VECTOR in store.open().schema.names)
+    staged_rows = chunk_stage.columns(["chunk_id", "doc_id", "text_hash", *(["heading_path", "title"] if titles
+                                                                              else [])], chunks.version)
     index_rows = store.source_rows(chunks.source, ["chunk_id", "doc_id"])
     staged_ids = set(staged_rows.column("chunk_id").to_pylist())
     indexed_ids = set(index_rows.column("chunk_id").to_pylist())
@@ -299,6 +326,10 @@ def write_index(chunks: ChunksResult, chunk_stage: StageTable, store: IndexStore
     doc_of_indexed = dict(zip(index_rows.column("chunk_id").to_pylist(), index_rows.column("doc_id").to_pylist(),
                               strict=True))
     changed_docs = {doc_of[c] for c in staged_ids - indexed_ids} | {doc_of_indexed[c] for c in indexed_ids - staged_ids}
+    title_hashes = [title_hash(t) for t in title_texts(staged_rows)] if store.config.title_vectors != "off" else []
+    if title_hashes:  # rows indexed without their title vector (title vectors just turned on) are rewritten
+        changed_docs |= _untitled_docs(store, chunks.source, dict(zip(staged_rows.column("chunk_id").to_pylist(),
+                                                                      title_hashes, strict=True)), doc_of)
     if not changed_docs and store.exists():
         indexes = store.ensure_indexes()  # complete what a run killed after its commit left undone
         last = store.latest_tag(chunks.source)
@@ -310,13 +341,16 @@ def write_index(chunks: ChunksResult, chunk_stage: StageTable, store: IndexStore
                     _counts(staged_rows.column("doc_id").to_pylist()), store.config)
     needed = [h for h, d in zip(staged_rows.column("text_hash").to_pylist(), staged_rows.column("doc_id").to_pylist(),
                                 strict=True) if d in changed_docs]
+    needed += [h for h, d in zip(title_hashes, staged_rows.column("doc_id").to_pylist(), strict=False)
+               if h and d in changed_docs]
     vectors = cache.get(needed)
     lost = [h for h in needed if h not in vectors]
     if lost:
         raise RuntimeError(f"embedding cache lacks {len(lost)} vectors (e.g. {lost[0]}); materialize embeddings")
     replaced = changed_docs & set(doc_of_indexed.values())
     result = store.commit_source(chunks.source, _index_rows(chunk_stage, chunks.version, changed_docs, vectors,
-                                                            cache.dimension, fingerprint_id),
+                                                            cache.dimension, fingerprint_id, titles,
+                                                            bool(title_hashes)),
                                  cache.dimension, replaced, fingerprint_id)
     indexes = store.ensure_indexes()
     tag = store.tag(chunks.source)
@@ -333,5 +367,6 @@ def build_source(source: SourceConfig, stages: StageStore, store: IndexStore, ch
     docs_stage, chunk_stage = stages.documents(store.name, source.name), stages.chunks(store.name, source.name)
     documents = collect_documents(source, docs_stage, store.name, run_id)
     chunks = chunk_documents(documents, docs_stage, chunk_stage, chunker, run_id)
-    embed_chunks(chunks, chunk_stage, cache, embedder_factory, fingerprint, progress)
+    embed_chunks(chunks, chunk_stage, cache, embedder_factory, fingerprint, progress,
+                 titles=store.config.title_vectors != "off")
     return write_index(chunks, chunk_stage, store, cache, fingerprint["id"])

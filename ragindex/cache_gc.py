@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 from ragindex.embedding_cache import SCAN_ROWS, EmbeddingCache
 from ragindex.index_store import table_fingerprint
 from ragindex.lance_tables import table_names
+from ragindex.titles import TITLE_HASH
 
 GC_SLACK = 1.25  # collect once the cache holds this many times the rows its tables use
 VERSION_GRACE = timedelta(hours=1)  # cache versions younger than this survive (a reader may be on one)
@@ -39,9 +40,14 @@ def hash_keys(hashes: pa.Array | pa.ChunkedArray) -> np.ndarray:
 
 
 def _hash_batches(table) -> Iterator[pa.Array]:
-    query = table.search().select(["text_hash"]).limit(max(table.count_rows(), 1))
+    """Every text hash of a table, and its title hashes where it has title vectors (ragindex/titles.py)."""
+    columns = [c for c in ("text_hash", TITLE_HASH) if c in table.schema.names]
+    query = table.search().select(columns).limit(max(table.count_rows(), 1))
     for batch in query.to_batches(SCAN_ROWS):
-        yield batch.column("text_hash")
+        for column in columns:
+            hashes = batch.column(column).drop_null()
+            if len(hashes):
+                yield hashes
 
 
 def live_keys(tables: Iterable) -> np.ndarray:

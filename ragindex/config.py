@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Annotated, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ragindex.documents import GROUP_NAME
 from ragindex.errors import ConfigError
@@ -125,11 +125,22 @@ class IndexConfig(_Strict):
     fts: bool = True
     fts_title_boost: float = Field(default=2.0, ge=0)  # title BM25 x this, added once per document (search.py)
     fts_stop_words: bool = False  # keep 'with', 'not', 'in'...: they are keywords in technical corpora
+    # a second vector per chunk, of its heading path (else title): dense scores add title_weight x its cosine.
+    # off: not built; auto: built, the weight chosen by the evaluation's cross-validation (0 unless it helps);
+    # on: built, title_weight served as configured (ragindex/titles.py)
+    title_vectors: Literal["off", "auto", "on"] = "off"
+    title_weight: float = Field(default=0.5, ge=0)  # served with title_vectors: on
     ann: AnnConfig = AnnConfig()
     max_delete_fraction: float = Field(default=0.3, ge=0, le=1)
     confirm_deletions: bool = False
     retention: RetentionConfig = RetentionConfig()
     lock_timeout_s: float = Field(default=3600, gt=0)  # a run waits this long for another writer of its table+source
+
+    @field_validator("title_vectors", mode="before")
+    @classmethod
+    def _yaml_switch(cls, value):
+        """YAML 1.1 reads an unquoted off/on as a boolean."""
+        return {False: "off", True: "on"}.get(value, value) if isinstance(value, bool) else value
 
     def resolved_uri(self) -> str:
         return self.uri or str(DataLayout.current().lancedb)

@@ -4,7 +4,8 @@ Tables below the ANN threshold have no vector index, so LanceDB answers a dense 
 from disk. Here the vectors of one table version are read once into a normalised float32 matrix; a query is a
 matrix-vector product and a partial sort. Equality filters (the `where` that `index_store.where_clause` writes)
 and the access predicate (`access.visible_where`, ANDed in front of them by `access.combine`) become a boolean mask
-over dictionary-encoded metadata columns and group sets, applied before ranking (a prefilter).
+over dictionary-encoded metadata columns and group sets, applied before ranking (a prefilter). A table with title
+vectors (ragindex/titles.py) holds them as a second matrix: a query's score adds weight x cos(query, title).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pyarrow.compute as pc
 
 from ragindex.access import GROUPS_COLUMN
 from ragindex.index_store import FILTER_FIELDS
+from ragindex.titles import TITLE_VECTOR, unit_rows
 
 MAX_ROWS = 200_000  # 300 MiB of float32 at dimension 384: beyond this the table has (or should have) an ANN index
 _TERM = re.compile(r"([A-Za-z_][A-Za-z0-9_]*) = '((?:[^']|'')*)'")
@@ -52,12 +54,13 @@ def parse_where(where: str | None) -> dict[str, str] | None:
 
 
 class DenseIndex:
-    """The rows of one table version: metadata columns, and their vectors as a normalised matrix."""
+    """The rows of one table version: metadata columns, and their vectors (and title vectors, where the table has
+    them) as normalised matrices."""
 
-    def __init__(self, rows: pa.Table, vectors: np.ndarray):
+    def __init__(self, rows: pa.Table, vectors: np.ndarray, titles: np.ndarray | None = None):
         self.rows = rows
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        self.vectors = np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
+        self.vectors = unit_rows(vectors)
+        self.titles = None if titles is None else unit_rows(titles)
         self._codes: dict[str, tuple[np.ndarray, dict[str, int]]] = {}
         for name in FILTER_FIELDS:
             if name in rows.column_names:
@@ -77,11 +80,10 @@ class DenseIndex:
         if count > max_rows:
             return None
         names = [c for c in dict.fromkeys([*columns, *FILTER_FIELDS, GROUPS_COLUMN]) if c in table.schema.names]
-        data = table.search().select([*names, "vector"]).limit(max(count, 1)).to_arrow()
-        vector = data.column("vector").combine_chunks()
-        dimension = vector.type.list_size
-        matrix = vector.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
-        return cls(data.drop_columns(["vector"]), matrix.reshape(len(data), dimension))
+        vectors = ["vector", *([TITLE_VECTOR] if TITLE_VECTOR in table.schema.names else [])]
+        data = table.search().select([*names, *vectors]).limit(max(count, 1)).to_arrow()
+        matrices = [vector_matrix(data.column(v)) for v in vectors]
+        return cls(data.drop_columns(vectors), *matrices)
 
     def mask(self, filters: dict[str, str]) -> np.ndarray | None:
         """Rows whose columns equal every filter value (None: no filter)."""
@@ -98,9 +100,11 @@ class DenseIndex:
         allowed = np.array([bool(s & groups) for s in self._group_sets] or [False])
         return allowed[self._group_codes] if len(self._group_codes) else np.zeros(len(self.rows), dtype=bool)
 
-    def search(self, vector, k: int, where: str | None = None) -> list[tuple[dict, float]] | None:
-        """The k rows of highest cosine to `vector` (ties by row order) as (row, score); None when `where` is not
-        an access predicate and equality filters this index understands (the caller asks LanceDB instead)."""
+    def search(self, vector, k: int, where: str | None = None, title_weight: float = 0.0
+               ) -> list[tuple[dict, float]] | None:
+        """The k rows of highest cosine to `vector` (plus `title_weight` x cosine to their title vector; ties by
+        row order) as (row, score); None when `where` is not an access predicate and equality filters this index
+        understands (the caller asks LanceDB instead)."""
         groups, rest = parse_access(where)
         filters = parse_where(rest)
         if filters is None or not set(filters) <= set(self._codes):
@@ -114,7 +118,10 @@ class DenseIndex:
         candidates = np.arange(len(self.rows)) if keep is None else np.flatnonzero(keep)
         # einsum, not BLAS: a threaded sgemv wakes spinning BLAS threads that took 8 ms instead of 0.3 ms on a
         # busy 2-core machine and then slow the next query's embedding; all rows, then the mask (no matrix copy)
-        scores = np.einsum("ij,j->i", self.vectors, query)[candidates]
+        scores = np.einsum("ij,j->i", self.vectors, query)
+        if title_weight and self.titles is not None:
+            scores += title_weight * np.einsum("ij,j->i", self.titles, query)
+        scores = scores[candidates]
         k = min(k, len(candidates))
         if k <= 0:
             return []
@@ -122,3 +129,14 @@ class DenseIndex:
         top = top[np.lexsort((candidates[top], -scores[top]))]
         rows = self.rows.take(pa.array(candidates[top])).to_pylist()
         return [(row, float(score)) for row, score in zip(rows, scores[top], strict=True)]
+
+
+def vector_matrix(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """A fixed-size-list vector column as a float32 matrix; null vectors are zero rows."""
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    dimension = array.type.list_size
+    values = array.values.slice(array.offset * dimension, len(array) * dimension)
+    matrix = values.to_numpy(zero_copy_only=False).astype(np.float32).reshape(len(array), dimension)
+    if array.null_count:
+        matrix[array.is_null().to_numpy(zero_copy_only=False)] = 0.0
+    return np.nan_to_num(matrix, copy=False)

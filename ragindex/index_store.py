@@ -16,6 +16,7 @@ from ragindex.build_tag import BuildTag
 from ragindex.config import ANN_MIN_ROWS_FLOOR, IndexConfig
 from ragindex.errors import ConfigError
 from ragindex.lance_tables import in_list, quote, scan_columns, table_names
+from ragindex.titles import TITLE_HASH, TITLE_VECTOR
 
 FINGERPRINT_KEY = "ragindex.fingerprint"
 FTS_COLUMNS = ("text", "title")
@@ -23,10 +24,12 @@ FILTER_FIELDS = ("source", "doc_id", "title", "path", "format", "heading_path", 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-def index_schema(dimension: int, fingerprint_id: str | None = None) -> pa.Schema:
+def index_schema(dimension: int, fingerprint_id: str | None = None, titles: bool = False) -> pa.Schema:
     """Vector, text and metadata columns; document-level fields ride on every chunk row (the manifest). The
-    model fingerprint is also schema metadata, so which model a table holds is known without a scan."""
+    model fingerprint is also schema metadata, so which model a table holds is known without a scan. `titles`
+    adds the title vector and its text hash (ragindex/titles.py)."""
     metadata = {FINGERPRINT_KEY: fingerprint_id} if fingerprint_id else None
+    extra = [(TITLE_HASH, pa.string()), (TITLE_VECTOR, pa.list_(pa.float32(), dimension))] if titles else []
     return pa.schema([
         ("chunk_id", pa.string()),
         ("doc_id", pa.string()),
@@ -49,6 +52,7 @@ def index_schema(dimension: int, fingerprint_id: str | None = None) -> pa.Schema
         ("image_path", pa.string()),  # the image an image chunk describes
         ("groups", pa.list_(pa.string())),  # access groups that may retrieve the chunk (ragindex/access.py)
         ("vector", pa.list_(pa.float32(), dimension)),
+        *extra,
     ], metadata=metadata)
 
 
@@ -63,10 +67,10 @@ def where_clause(filters: dict[str, str]) -> str | None:
 
 
 def vector_query(table, vector, k: int, exact: bool, nprobes: int, ef: int, refine_factor: int | None = None,
-                 where: str | None = None):
+                 where: str | None = None, column: str = "vector"):
     """The one way this project asks LanceDB for the k nearest rows by cosine: exact (brute force) or through the
     ANN index with its probe settings (HNSW needs ef >= k), prefiltered by `where`."""
-    query = table.search(vector, vector_column_name="vector").distance_type("cosine")
+    query = table.search(vector, vector_column_name=column).distance_type("cosine")
     if exact:
         query = query.bypass_vector_index()
     else:
@@ -160,11 +164,12 @@ class IndexStore:
     def open_or_create(self, dimension: int, fingerprint_id: str | None = None):
         """The table, created with this model's fingerprint if new; columns added to the schema since a table
         was built are added to it, empty (filled as its documents are re-chunked)."""
+        titles = self.config.title_vectors != "off"
         if not self.exists():
-            self._table = self.db.create_table(self.name, schema=index_schema(dimension, fingerprint_id),
+            self._table = self.db.create_table(self.name, schema=index_schema(dimension, fingerprint_id, titles),
                                                exist_ok=True)
         table = self.open()
-        missing = [f for f in index_schema(dimension) if f.name not in table.schema.names]
+        missing = [f for f in index_schema(dimension, titles=titles) if f.name not in table.schema.names]
         if missing:
             table.add_columns(missing)
         return table
@@ -197,7 +202,9 @@ class IndexStore:
         if replaced:
             merge = merge.when_not_matched_by_source_delete(
                 f"source = {quote(source)} AND {in_list('doc_id', replaced)}")
-        result = merge.execute(rows)
+        # a chunk without a title has a null title vector, which LanceDB otherwise refuses as a bad vector
+        titled = TITLE_VECTOR in rows.schema.names
+        result = merge.execute(rows, on_bad_vectors="null" if titled else "error")
         return CommitResult(table.version, result.num_inserted_rows, result.num_updated_rows,
                             result.num_deleted_rows)
 
@@ -214,8 +221,10 @@ class IndexStore:
             if (column,) not in existing:
                 table.create_index(column, config=FTS(remove_stop_words=self.config.fts_stop_words, stem=True))
                 actions[column] = "created FTS"
-        if ("vector",) not in existing and rows >= max(self.config.ann.min_rows, ANN_MIN_ROWS_FLOOR):
-            actions["vector"] = self._create_ann(table, rows)
+        for column in self._vector_columns(table):  # title vectors: rows without a title have none
+            held = rows if column == "vector" else table.count_rows(f"{column} IS NOT NULL")
+            if (column,) not in existing and held >= max(self.config.ann.min_rows, ANN_MIN_ROWS_FLOOR):
+                actions[column] = self._create_ann(table, held, column=column)
         stats = {i.name: table.index_stats(i.name) for i in table.list_indices()}
         unindexed = [name for name, stat in stats.items() if stat and stat.num_unindexed_rows]
         if unindexed:  # pruning is retention's job: optimize() alone prunes at 7 days and refuses tagged versions
@@ -223,10 +232,15 @@ class IndexStore:
             actions["optimize"] = f"folded new rows into {', '.join(sorted(unindexed))}"
         return actions
 
-    def _create_ann(self, table, rows: int, replace: bool = False) -> str:
+    def _vector_columns(self, table) -> list[str]:
+        """The columns searched by vector: the chunk vector, and the title vector when configured and present."""
+        titles = self.config.title_vectors != "off" and TITLE_VECTOR in table.schema.names
+        return ["vector", TITLE_VECTOR] if titles else ["vector"]
+
+    def _create_ann(self, table, rows: int, replace: bool = False, column: str = "vector") -> str:
         ann = self.config.ann
         partitions = ann.num_partitions or max(1, int(math.sqrt(rows) / 2))
-        table.create_index(metric="cosine", vector_column_name="vector", index_type=ann.index_type,
+        table.create_index(metric="cosine", vector_column_name=column, index_type=ann.index_type,
                            num_partitions=partitions, replace=replace)
         return f"{'rebuilt' if replace else 'created'} {ann.index_type} ({partitions} partitions)"
 
@@ -236,10 +250,10 @@ class IndexStore:
         per build."""
         table = self.open()
         stats = {tuple(i.columns): table.index_stats(i.name) for i in table.list_indices()}
-        vector = stats.get(("vector",))
-        if vector is None or vector.num_indices <= 1:
-            return None
-        return self._create_ann(table, table.count_rows(), replace=True)
+        done = [f"{c}: {self._create_ann(table, table.count_rows(), replace=True, column=c)}"
+                for c in self._vector_columns(table)
+                if stats.get((c,)) is not None and stats[(c,)].num_indices > 1]
+        return "; ".join(done) or None
 
     def has_ann(self) -> bool:
         return self.exists() and any(tuple(i.columns) == ("vector",) for i in self.open().list_indices())

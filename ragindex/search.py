@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import cached_property
 from typing import Literal
 
+import numpy as np
+import pyarrow as pa
 from lancedb.query import MatchQuery
 
 from ragindex.access import GROUPS_COLUMN, combine, visible_where
 from ragindex.config import SEARCH_MODES, SearchConfig, SearchMode
-from ragindex.dense_search import DenseIndex
+from ragindex.dense_search import DenseIndex, vector_matrix
 from ragindex.embedding import Embedder
 from ragindex.errors import ConfigError
 from ragindex.evaluation.fusion import PRIOR, FusionChoice
 from ragindex.index_store import IndexStore, vector_query, where_clause
 from ragindex.lance_tables import scan_columns
+from ragindex.titles import TITLE_VECTOR, configured_weight, unit_rows
 
 Mode = SearchMode
 GroupBy = Literal["chunk", "doc"]
@@ -95,7 +98,8 @@ def rank(hits: list[Hit]) -> list[Hit]:
 
 class Retriever:
     """Answers queries from one table, optionally pinned to a version or tag; `fusion` says how hybrid ranks
-    (the evaluation's FusionChoice, recorded with the registered model; default the documented prior).
+    and the weight of title vectors in dense scores (the evaluation's FusionChoice, recorded with the registered
+    model; default the documented prior, with the configured title weight under index.title_vectors: on).
 
     Every search is restricted to the chunks a caller's `groups` may see (public chunks always; no groups:
     public only), per call or else the retriever's own; `unrestricted=True` (the build's own evaluation) drops
@@ -113,8 +117,11 @@ class Retriever:
         self.config = search or SearchConfig()
         self.table = store.open(version)
         self.ann = store.config.ann
-        self.has_ann = any(tuple(i.columns) == ("vector",) for i in self.table.list_indices())
-        self.fusion = fusion or PRIOR
+        indexed = {tuple(i.columns) for i in self.table.list_indices()}
+        self.has_ann = ("vector",) in indexed
+        self.has_title_ann = (TITLE_VECTOR,) in indexed
+        self.has_titles = TITLE_VECTOR in self.table.schema.names
+        self.fusion = fusion or replace(PRIOR, title_weight=configured_weight(store.config))
 
     @cached_property
     def dense_index(self) -> DenseIndex | None:
@@ -140,10 +147,12 @@ class Retriever:
 
     def search(self, query: str, mode: Mode = "hybrid", k: int = 10, filters: dict[str, str] | None = None,
                vector=None, per_doc: int | None = None, group_by: GroupBy = "chunk",
-               groups: Iterable[str] | None = None) -> list[Hit] | list[DocumentHit]:
+               groups: Iterable[str] | None = None, title_weight: float | None = None
+               ) -> list[Hit] | list[DocumentHit]:
         """The top `k` chunks with at most `per_doc` of one document (default search.per_doc; 0 = no cap),
         or with group_by="doc" the top `k` documents, each with its best `per_doc` chunks (0 = all found);
-        only chunks the caller's `groups` may see (default: the retriever's)."""
+        only chunks the caller's `groups` may see (default: the retriever's). `title_weight` overrides the
+        served weight of title vectors in dense scores (the evaluation tries several)."""
         if mode not in MODES:
             raise ValueError(f"unknown mode '{mode}'; use one of {', '.join(MODES)}")
         if group_by not in ("chunk", "doc"):
@@ -157,7 +166,8 @@ class Retriever:
         self._log(query, mode, vector)  # fts logs no vector: query drift embeds logged fts queries when it reads them
         n = k if cap <= 0 and group_by == "chunk" else max(k, self.config.candidates)
         while True:  # widen the candidate list until the cap or the grouping leaves k results (or nothing is left)
-            ranked = self._ranked(query, mode, n, where, vector)
+            ranked = self._ranked(query, mode, n, where, vector,
+                                  self.fusion.title_weight if title_weight is None else title_weight)
             found = len(group_documents(ranked, 1)) if group_by == "doc" else len(cap_per_doc(ranked, cap))
             if found >= k or len(ranked) < n:
                 break
@@ -166,13 +176,13 @@ class Retriever:
             return group_documents(ranked, cap)[:k]
         return cap_per_doc(ranked, cap)[:k]
 
-    def _ranked(self, query: str, mode: str, n: int, where: str | None, vector) -> list[Hit]:
+    def _ranked(self, query: str, mode: str, n: int, where: str | None, vector, title_weight: float) -> list[Hit]:
         if mode == "fts":
             return self._fts(query, n, where)
         if mode in ("dense", "dense_exact"):
-            return self._dense(vector, n, where, exact=mode == "dense_exact")
+            return self._dense(vector, n, where, mode == "dense_exact", title_weight)
         n = max(n, self.config.candidates)
-        dense = {h.chunk_id: h for h in self._dense(vector, n, where, exact=False)}
+        dense = {h.chunk_id: h for h in self._dense(vector, n, where, False, title_weight)}
         sparse = {h.chunk_id: h for h in self._fts(query, n, where)}
         fused = self.fusion.fuse({c: h.score for c, h in dense.items()}, {c: h.score for c, h in sparse.items()})
         return rank([Hit(**{**asdict(dense.get(c) or sparse[c]), "score": s}) for c, s in fused.items()])[:n]
@@ -183,14 +193,35 @@ class Retriever:
 
             log_query(query, mode, self.store.name, self.embedder.fingerprint.id, vector, self.version)
 
-    def _dense(self, vector, k: int, where: str | None, exact: bool) -> list[Hit]:
-        found = self.dense_index.search(vector, k, where) if self.dense_index else None
+    def _dense(self, vector, k: int, where: str | None, exact: bool, title_weight: float = 0.0) -> list[Hit]:
+        title_weight = title_weight if self.has_titles else 0.0
+        found = self.dense_index.search(vector, k, where, title_weight) if self.dense_index else None
         if found is not None:
             return [_hit(row, score) for row, score in found]
+        if title_weight:
+            return self._dense_titled(vector, k, where, exact, title_weight)
         query = vector_query(self.table, vector, k, exact or not self.has_ann, self.ann.nprobes, self.ann.ef,
                              self.ann.refine_factor, where)
         rows = query.select([*_COLUMNS, "_distance"]).to_list()
         return [_hit(row, 1.0 - row["_distance"]) for row in rows]
+
+    def _dense_titled(self, vector, k: int, where: str | None, exact: bool, title_weight: float) -> list[Hit]:
+        """The k nearest by body vector and the k nearest by title vector (each through its ANN index when it
+        has one, both under the same prefilter), scored exactly by cos(body) + title_weight x cos(title)."""
+        parts = []
+        for column, ann in (("vector", self.has_ann), (TITLE_VECTOR, self.has_title_ann)):
+            query = vector_query(self.table, vector, k, exact or not ann, self.ann.nprobes, self.ann.ef,
+                                 self.ann.refine_factor, combine(where, f"{column} IS NOT NULL"), column)
+            parts.append(query.select([*_COLUMNS, "vector", TITLE_VECTOR, "_distance"]).to_arrow()
+                         .drop_columns(["_distance"]))
+        found = pa.concat_tables(parts)
+        query = np.asarray(vector, dtype=np.float32)
+        query = query / max(float(np.linalg.norm(query)), 1e-12)
+        scores = np.einsum("ij,j->i", unit_rows(vector_matrix(found.column("vector"))), query) \
+            + title_weight * np.einsum("ij,j->i", unit_rows(vector_matrix(found.column(TITLE_VECTOR))), query)
+        hits = {row["chunk_id"]: _hit(row, score) for row, score in
+                zip(found.drop_columns(["vector", TITLE_VECTOR]).to_pylist(), scores.tolist(), strict=True)}
+        return rank(list(hits.values()))[:k]
 
     def _fts(self, text: str, k: int, where: str | None) -> list[Hit]:
         """BM25 over chunk text; a document's title match is added once, to its best chunk (or, when none of

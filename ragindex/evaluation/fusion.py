@@ -58,7 +58,9 @@ def normalized_fusion(
 
 @dataclass(frozen=True)
 class FusionChoice:
-    """How `hybrid` ranks: one single mode or one fusion method with its parameter, and why.
+    """How `hybrid` ranks: one single mode or one fusion method with its parameter, and why; and the weight of
+    title vectors in dense scores (0: none; chosen by ragindex/evaluation/fusion_titles.py, why in
+    details["titles"]).
 
     `cv_scores` maps each candidate family (dense, fts, minmax, zscore, rrf, served) to its cross-validated
     metric {"mean", "ci_low", "ci_high", "n"}; `evidence` says which queries chose it (or that it is the prior).
@@ -72,6 +74,7 @@ class FusionChoice:
     evidence: str = "prior"
     cv_scores: dict[str, dict[str, float]] = field(default_factory=dict)
     details: dict = field(default_factory=dict)  # folds, seed, per-fold choices, what lexical data preferred
+    title_weight: float = 0.0  # dense score = cos(query, vector) + title_weight x cos(query, title_vector)
 
     def __post_init__(self) -> None:
         if self.method not in (*SINGLE_METHODS, *FUSION_METHODS):
@@ -81,12 +84,15 @@ class FusionChoice:
             raise ValueError(f"fusion method {self.method} needs a dense weight in [0, 1]")
         if self.method == "rrf" and not (self.rrf_k is not None and self.rrf_k > 0):
             raise ValueError("fusion method rrf needs rrf_k > 0")
+        if self.title_weight < 0:
+            raise ValueError("title_weight must be >= 0")
 
     @property
     def label(self) -> str:
+        titles = f", titles {self.title_weight:g}" if self.title_weight else ""
         if self.method in ("minmax", "zscore"):
-            return f"{self.method} w={self.weight:g}"
-        return f"rrf k={self.rrf_k}" if self.method == "rrf" else self.method
+            return f"{self.method} w={self.weight:g}{titles}"
+        return (f"rrf k={self.rrf_k}" if self.method == "rrf" else self.method) + titles
 
     def fuse(self, dense: Scores, sparse: Scores) -> dict[str, float]:
         """The hybrid scores of one query from its dense and full-text candidate scores."""

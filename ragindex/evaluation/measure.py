@@ -36,6 +36,7 @@ def mlflow_metrics(result: EvaluationResult) -> dict[str, float]:
     metrics |= {"ann_recall_at_10": result.ann_recall_at_10, "n_queries": result.n_queries}
     metrics |= {f"{mode}.latency_p95_ms": v["p95"] for mode, v in result.latency_ms.items()}
     metrics |= {"hybrid.served_cv_ndcg_at_10": result.fusion.cv_scores.get("served", {}).get("mean", float("nan"))}
+    metrics |= {"dense.title_weight": result.fusion.title_weight}
     return {k.replace("@", "_at_"): float(v) for k, v in metrics.items()}
 
 

@@ -39,7 +39,16 @@ def fusion_paragraph(fusion: FusionChoice) -> str:
     return (f"Hybrid serves **{fusion.label}** (evidence: {fusion.evidence}; a fusion must beat the best single "
             f"mode by more than {fusion.margin} {fusion.metric} in cross-validation). Cross-validated "
             f"{fusion.metric} per family, 95% interval: {scores or 'none'}."
-            + (f" Choice per outer fold: {', '.join(folds)}." if folds else ""))
+            + (f" Choice per outer fold: {', '.join(folds)}." if folds else "") + _titles_sentence(fusion))
+
+
+def _titles_sentence(fusion: FusionChoice) -> str:
+    titles = fusion.details.get("titles")
+    if not titles:
+        return ""
+    measured = ", ".join(f"{w} {v['mean']:.4f}" for w, v in titles["details"]["measured"].items())
+    return (f" Title vectors: weight **{titles['weight']:g}** in dense scores (evidence: {titles['evidence']}); "
+            f"dense {fusion.metric} per weight: {measured}.")
 
 
 def plot_per_query(result: EvaluationResult, path: Path) -> Path:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -14,6 +14,7 @@ from ragindex.datasets.generators import LEXICAL_GENERATORS
 from ragindex.evaluation.beir import EvalSet
 from ragindex.evaluation.fusion import FusionChoice
 from ragindex.evaluation.fusion_cv import choose_fusion
+from ragindex.evaluation.fusion_titles import TITLE_WEIGHTS, choose_title_weight
 from ragindex.evaluation.latency import percentiles_ms
 from ragindex.evaluation.metrics import (
     METRICS,
@@ -84,15 +85,27 @@ def fusion_evidence(evalset: EvalSet) -> tuple[set[str], str]:
     return lexical, ", ".join(f"{name} ({n} queries)" for name, n in sorted(others.items())) or "none"
 
 
+def title_weights(retriever: Retriever) -> tuple[float, ...]:
+    """The title weights an evaluation tries: none without title vectors (off, or a table built without them),
+    the cross-validated grid under auto, 0 and the configured weight under on."""
+    index = retriever.store.config
+    if index.title_vectors == "off" or not retriever.has_titles:
+        return ()
+    return TITLE_WEIGHTS if index.title_vectors == "auto" else tuple(sorted({0.0, index.title_weight}))
+
+
 def evaluate(retriever: Retriever, evalset: EvalSet, dataset: str, depth: int = 100, folds: int = 5,
              seed: int = 0, progress: Progress | None = None, unit: Literal["doc", "chunk"] = "doc"
              ) -> EvaluationResult:
     """Dense (ANN as served), dense_exact (brute-force cosine), fts (BM25) and hybrid as served: the fusion
     (method and parameter, or a single mode when no fusion beats it by search.fusion_margin) is chosen by
     nested cross-validation, so every query is scored with a choice made without it. `unit` is what the
-    qrels judge: documents (a document scores as its best chunk) or chunks."""
+    qrels judge: documents (a document scores as its best chunk) or chunks. With title vectors, their weight
+    is chosen first, the same way (ragindex/evaluation/fusion_titles.py), and dense is that served dense run."""
     qids = evalset.scored_query_ids
     runs: dict[str, dict[str, dict[str, float]]] = {m: {} for m in ("dense", "dense_exact", "fts")}
+    weights = title_weights(retriever)
+    weighted: dict[float, dict[str, dict[str, float]]] = {w: {} for w in weights if w}
     seconds: dict[str, list[float]] = {m: [] for m in MODES}
     ann_recalls: list[float] = []
     for i, qid in enumerate(qids):
@@ -103,10 +116,11 @@ def evaluate(retriever: Retriever, evalset: EvalSet, dataset: str, depth: int = 
         hits = {}
         for mode in ("dense", "dense_exact", "fts"):
             start = time.perf_counter()
-            hits[mode] = retriever.search(text, mode, depth, vector=vector)
+            hits[mode] = retriever.search(text, mode, depth, vector=vector, title_weight=0.0)
             seconds[mode].append(time.perf_counter() - start + (embed_s if mode != "fts" else 0.0))
-            ids = ((h.doc_id if unit == "doc" else h.chunk_id, h.score) for h in hits[mode])
-            runs[mode][qid] = doc_scores_from_chunks(ids)
+            runs[mode][qid] = _run(hits[mode], unit)
+        for weight, run in weighted.items():
+            run[qid] = _run(retriever.search(text, "dense", depth, vector=vector, title_weight=weight), unit)
         start = time.perf_counter()
         retriever.search(text, "hybrid", 10, vector=vector)  # the served hybrid path, for its latency
         seconds["hybrid"].append(time.perf_counter() - start + embed_s)
@@ -116,9 +130,19 @@ def evaluate(retriever: Retriever, evalset: EvalSet, dataset: str, depth: int = 
             progress(f"evaluated {i + 1}/{len(qids)} queries")
     qrels = {q: evalset.qrels[q] for q in qids}
     lexical, evidence = fusion_evidence(evalset)
-    selection = choose_fusion(runs["dense"], runs["fts"], qrels, margin=retriever.config.fusion_margin, folds=folds,
+    margin = retriever.config.fusion_margin
+    titles = None
+    if weights:
+        forced = retriever.store.config.title_weight if retriever.store.config.title_vectors == "on" else None
+        titles = choose_title_weight({0.0: runs["dense"], **weighted}, qrels, margin=margin, folds=folds, seed=seed,
+                                     lexical=lexical, evidence=evidence, forced=forced)
+        runs["dense"] = titles.cv_run
+    selection = choose_fusion(runs["dense"], runs["fts"], qrels, margin=margin, folds=folds,
                               seed=seed, lexical=lexical, evidence=evidence)
     runs["hybrid"] = selection.cv_run
+    fusion = selection.choice
+    if titles is not None:
+        fusion = replace(fusion, title_weight=titles.weight, details={**fusion.details, "titles": titles.record()})
     per_query = {mode: per_query_metrics(run, qrels) for mode, run in runs.items()}
     return EvaluationResult(
         dataset=dataset,
@@ -128,6 +152,10 @@ def evaluate(retriever: Retriever, evalset: EvalSet, dataset: str, depth: int = 
         runs={mode: runs[mode] for mode in MODES},
         ann_recall_at_10=float(np.mean(ann_recalls)) if ann_recalls else 1.0,
         latency_ms={mode: percentiles_ms(s) for mode, s in seconds.items() if s},
-        fusion=selection.choice,
+        fusion=fusion,
         problems=list(evalset.problems),
     )
+
+
+def _run(hits, unit: str) -> dict[str, float]:
+    return doc_scores_from_chunks((h.doc_id if unit == "doc" else h.chunk_id, h.score) for h in hits)
