@@ -18,7 +18,7 @@ from ragindex.access import AccessPolicy
 from ragindex.chunking import Chunker
 from ragindex.config import IndexConfig, SourceConfig
 from ragindex.documents import Document, Skipped
-from ragindex.embedding_cache import EmbeddingCache, Progress, fill_cache
+from ragindex.embedding_cache import EMBED_BATCH, EmbeddingCache, Progress, fill_cache_parts
 from ragindex.errors import ConfigError
 from ragindex.index_store import IndexStore, index_schema
 from ragindex.lance_tables import in_list, scan_in
@@ -26,7 +26,7 @@ from ragindex.sources import read_source
 from ragindex.staging import DOCUMENT_SCHEMA, StageStore, StageTable
 from ragindex.step_output import StepOutput
 
-BATCH_ROWS = 2048
+TEXT_PART = 8 * EMBED_BATCH  # texts the embed step holds at once
 SAMPLE_ROWS = 10
 
 
@@ -106,13 +106,9 @@ class IndexBuild(StepOutput):
     mlflow_run_id: str | None = None
 
 
-def _document_rows(documents: list[Document], run_id: str, access_hash: str) -> pa.Table:
-    return pa.Table.from_pylist([{**asdict(d), "run_id": run_id, "access_hash": access_hash} for d in documents],
-                                DOCUMENT_SCHEMA)
-
-
 def collect_documents(source: SourceConfig, stage: StageTable, table: str, run_id: str) -> DocumentsResult:
-    """Compare the source with the documents it had; stage added and modified documents in one commit.
+    """Compare the source with the documents it had; stage added and modified documents in one commit (streamed
+    to it in bounded batches, so memory does not grow with the source).
 
     Files whose size and mtime are unchanged are not read (unless `always_hash`); a file whose content is the
     same but whose mtime moved gets its new mtime recorded, so it is not read again next time."""
@@ -123,7 +119,7 @@ def collect_documents(source: SourceConfig, stage: StageTable, table: str, run_i
     known = {d: (h, s, m) for d, h, s, m, _ in rows}
     current = {d for d, *_, a in rows if a == policy.fingerprint}  # groups resolved under today's policy
     counts = {"added": 0, "modified": 0, "unchanged": 0}
-    changed: list[Document] = []
+    changed = stage.spool()
     skipped: list[Skipped] = []
     seen: set[str] = set()
     for item in read_source(source, {d: v for d, v in known.items() if d in current}):
@@ -140,13 +136,16 @@ def collect_documents(source: SourceConfig, stage: StageTable, table: str, run_i
             status = "added" if old is None else "modified" if old[0] != item.content_hash else "unchanged"
             counts[status] += 1
             if status != "unchanged" or (old[1], old[2]) != (item.size, item.mtime) or item.doc_id not in current:
-                changed.append(item)
+                changed.add({**asdict(item), "run_id": run_id, "access_hash": policy.fingerprint})
     deleted = sorted(set(known) - seen)
-    if changed or deleted:
-        merge = stage.open().merge_insert("doc_id").when_matched_update_all().when_not_matched_insert_all()
-        if deleted:
-            merge = merge.when_not_matched_by_source_delete(in_list("doc_id", deleted))
-        merge.execute(_document_rows(changed, run_id, policy.fingerprint))
+    try:
+        if changed.count or deleted:
+            merge = stage.open().merge_insert("doc_id").when_matched_update_all().when_not_matched_insert_all()
+            if deleted:
+                merge = merge.when_not_matched_by_source_delete(in_list("doc_id", deleted))
+            merge.execute(changed.reader())
+    finally:
+        changed.close()
     kept = sum(1 for s in skipped if s.doc_id in known)
     return DocumentsResult(table, source.name, stage.version(), counts["added"], counts["modified"], len(deleted),
                            counts["unchanged"], len(seen) - kept, [{"path": s.path, "reason": s.reason}
@@ -161,15 +160,16 @@ def _doc_states(table: pa.Table, id_column: str, hash_column: str, extra: str | 
 
 
 def _read_documents(stage: StageTable, version: int, doc_ids: set[str]) -> Iterator[Document]:
-    """The staged documents with these ids: one scan when they are most of the table, else `IN` lookups."""
+    """The staged documents with these ids: one streaming scan when they are most of the table, else `IN`
+    lookups."""
     table = stage.open(version)
     names = [f.name for f in DOCUMENT_SCHEMA if f.name not in ("run_id", "access_hash")]
     if len(doc_ids) * 4 > table.count_rows():
-        parts = [stage.columns(names, version)]
+        parts = stage.batches(names, version)
     else:
         parts = scan_in(table, names, "doc_id", doc_ids)
     for part in parts:
-        for batch in part.to_batches(256):
+        for batch in part.to_batches(256) if isinstance(part, pa.Table) else [part]:
             for row in batch.to_pylist():
                 if row["doc_id"] in doc_ids:
                     yield Document(**{**row, "images": tuple(row["images"] or ()),
@@ -179,7 +179,7 @@ def _read_documents(stage: StageTable, version: int, doc_ids: set[str]) -> Itera
 def chunk_documents(documents: DocumentsResult, document_stage: StageTable, chunk_stage: StageTable,
                     chunker: Chunker, run_id: str) -> ChunksResult:
     """Cut every document whose content (or the chunker) changed since its chunks were made; drop the chunks of
-    documents the source no longer has. One commit to the chunk table."""
+    documents the source no longer has. One commit to the chunk table, its rows streamed in bounded batches."""
     start = time.perf_counter()
     docs = _doc_states(document_stage.columns(["doc_id", "content_hash"], documents.version), "doc_id",
                        "content_hash")
@@ -187,54 +187,73 @@ def chunk_documents(documents: DocumentsResult, document_stage: StageTable, chun
                           "chunker_hash")
     todo = {d for d, (h,) in docs.items() if chunked.get(d) != (h, chunker.config_hash)}
     dropped = set(chunked) - set(docs)
-    rows: list[dict] = []
+    rows = chunk_stage.spool()
+    sample: list[dict] = []
     tokens = 0
     for document in _read_documents(document_stage, documents.version, todo):
         for chunk in chunker.chunk(document):
-            rows.append({**asdict(chunk), "title": document.title, "path": document.path, "format": document.format,
-                         "doc_hash": document.content_hash, "doc_size": document.size, "doc_mtime": document.mtime,
-                         "chunker_hash": chunker.config_hash, "groups": list(document.visible_to), "run_id": run_id})
+            row = {**asdict(chunk), "title": document.title, "path": document.path, "format": document.format,
+                   "doc_hash": document.content_hash, "doc_size": document.size, "doc_mtime": document.mtime,
+                   "chunker_hash": chunker.config_hash, "groups": list(document.visible_to), "run_id": run_id}
+            if len(sample) < SAMPLE_ROWS:
+                sample.append({k: row[k] for k in ("chunk_id", "doc_id", "heading_path", "n_tokens", "text")})
+            rows.add(row)
             tokens += chunk.n_tokens
     replaced = (todo & set(chunked)) | dropped
-    if rows or replaced:
-        merge = chunk_stage.open().merge_insert("chunk_id").when_matched_update_all().when_not_matched_insert_all()
-        if replaced:
-            merge = merge.when_not_matched_by_source_delete(
-                None if replaced == set(chunked) else in_list("doc_id", sorted(replaced)))
-        merge.execute(pa.Table.from_pylist(rows, chunk_stage.schema))
-    sample = [{k: r[k] for k in ("chunk_id", "doc_id", "heading_path", "n_tokens", "text")} for r in rows[:SAMPLE_ROWS]]
+    try:
+        if rows.count or replaced:
+            merge = chunk_stage.open().merge_insert("chunk_id").when_matched_update_all() \
+                .when_not_matched_insert_all()
+            if replaced:
+                merge = merge.when_not_matched_by_source_delete(
+                    None if replaced == set(chunked) else in_list("doc_id", sorted(replaced)))
+            merge.execute(rows.reader())
+    finally:
+        rows.close()
     table = chunk_stage.open()
     return ChunksResult(documents.table, documents.source, table.version, documents.version, len(todo), len(dropped),
-                        len(rows), tokens, table.count_rows(), chunker.config_hash, run_id, sample,
+                        rows.count, tokens, table.count_rows(), chunker.config_hash, run_id, sample,
                         time.perf_counter() - start)
+
+
+def _missing_texts(chunk_stage: StageTable, version: int, missing: list[str], rows: int
+                   ) -> Iterator[dict[str, str]]:
+    """The texts of these hashes, TEXT_PART at a time in the order of `missing`'s scan: one streaming scan when
+    they are most of the table, else `IN` lookups."""
+    wanted = set(missing)
+    parts = chunk_stage.batches(["text_hash", "text"], version) if len(wanted) * 4 > rows \
+        else scan_in(chunk_stage.open(version), ["text_hash", "text"], "text_hash", missing)
+    texts: dict[str, str] = {}
+    for part in parts:
+        for h, t in zip(part.column("text_hash").to_pylist(), part.column("text").to_pylist(), strict=True):
+            if h in wanted:
+                wanted.discard(h)
+                texts[h] = t
+                if len(texts) >= TEXT_PART:
+                    yield texts
+                    texts = {}
+    yield texts
 
 
 def embed_chunks(chunks: ChunksResult, chunk_stage: StageTable, cache: EmbeddingCache,
                  embedder_factory: Callable[[], object], fingerprint: dict,
                  progress: Progress | None = None) -> EmbeddingsResult:
-    """Make sure the cache holds a vector for every chunk text of the source; the texts are read, and the model
-    loaded, only for hashes the cache lacks (an unchanged source reads one hash column)."""
+    """Make sure the cache holds a vector for every chunk text of the source; the texts are read (TEXT_PART at a
+    time), and the model loaded, only for hashes the cache lacks (an unchanged source reads one hash column)."""
     start = time.perf_counter()
     table = chunk_stage.columns(["text_hash", "run_id"], chunks.version)
     hashes = table.column("text_hash").to_pylist()
     fresh = {h for h, r in zip(hashes, table.column("run_id").to_pylist(), strict=True)
              if chunks.chunks and r == chunks.run_id}
     missing = cache.missing(hashes)
-    texts: dict[str, str] = {}
-    if missing:
-        wanted = set(missing)
-        parts = [chunk_stage.columns(["text_hash", "text"], chunks.version)] if len(wanted) * 4 > len(hashes) \
-            else scan_in(chunk_stage.open(chunks.version), ["text_hash", "text"], "text_hash", missing)
-        for part in parts:
-            texts.update((h, t) for h, t in zip(part.column("text_hash").to_pylist(), part.column("text").to_pylist(),
-                                                strict=True) if h in wanted)
     loaded: list[object] = []
 
     def factory():
         loaded.append(embedder_factory())
         return loaded[-1]
 
-    embedded = fill_cache(texts, factory, cache, progress)
+    embedded = fill_cache_parts(_missing_texts(chunk_stage, chunks.version, missing, len(hashes)), len(missing),
+                                factory, cache, progress) if missing else 0
     runtime = (loaded[0].runtime_info() or {}) if loaded and embedded else {}
     return EmbeddingsResult(chunks.table, chunks.source, chunks.version, embedded, max(0, len(fresh) - embedded),
                             fingerprint, chunks.run_id if chunks.chunks else "", str(runtime.get("precision", "")),
@@ -267,9 +286,8 @@ def _index_rows(chunk_stage: StageTable, version: int, doc_ids: set[str], vector
     names = [f.name for f in schema if f.name not in ("vector", "fingerprint")]
 
     def batches() -> Iterator[pa.RecordBatch]:
-        rows = chunk_stage.columns(names, version)
-        mask = pa.array([d in doc_ids for d in rows.column("doc_id").to_pylist()])
-        for part in rows.filter(mask).to_batches(BATCH_ROWS):
+        for batch in chunk_stage.batches(names, version):
+            part = batch.filter(pa.array([d in doc_ids for d in batch.column("doc_id").to_pylist()]))
             hashes = part.column("text_hash").to_pylist()
             matrix = np.stack([vectors[h] for h in hashes]).astype(np.float32) if hashes else \
                 np.zeros((0, dimension), np.float32)
