@@ -7,6 +7,7 @@ nothing: a source that did not change costs a scan of its manifests and no model
 
 from __future__ import annotations
 
+import ctypes
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -235,6 +236,15 @@ def _missing_texts(chunk_stage: StageTable, version: int, missing: list[str], ro
     yield texts
 
 
+def _return_freed_memory() -> None:
+    """Give the heap the model's batches freed back to the OS (glibc keeps it otherwise), so the index step that
+    follows in this process starts from the model's footprint, not from the embed step's peak."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to do
+        pass
+
+
 def embed_chunks(chunks: ChunksResult, chunk_stage: StageTable, cache: EmbeddingCache,
                  embedder_factory: Callable[[], object], fingerprint: dict,
                  progress: Progress | None = None) -> EmbeddingsResult:
@@ -255,6 +265,8 @@ def embed_chunks(chunks: ChunksResult, chunk_stage: StageTable, cache: Embedding
     embedded = fill_cache_parts(_missing_texts(chunk_stage, chunks.version, missing, len(hashes)), len(missing),
                                 factory, cache, progress) if missing else 0
     runtime = (loaded[0].runtime_info() or {}) if loaded and embedded else {}
+    if embedded:
+        _return_freed_memory()
     return EmbeddingsResult(chunks.table, chunks.source, chunks.version, embedded, max(0, len(fresh) - embedded),
                             fingerprint, chunks.run_id if chunks.chunks else "", str(runtime.get("precision", "")),
                             runtime, time.perf_counter() - start)
@@ -299,6 +311,22 @@ def _index_rows(chunk_stage: StageTable, version: int, doc_ids: set[str], vector
     return pa.RecordBatchReader.from_batches(schema, batches())
 
 
+def _commit(chunks: ChunksResult, chunk_stage: StageTable, store: IndexStore, cache: EmbeddingCache,
+            fingerprint_id: str, staged_rows: pa.Table, changed_docs: set[str], replaced: set[str]):
+    """The one commit of the changed documents' chunks; their vectors are freed before the indexes are built. With
+    nothing to replace or update (a new source, or only new documents) the rows stream into an append."""
+    new = [(c, h) for c, d, h in zip(*(staged_rows.column(n).to_pylist() for n in ("chunk_id", "doc_id", "text_hash")),
+                                     strict=True) if d in changed_docs]
+    vectors = cache.get(h for _, h in new)
+    lost = [h for _, h in new if h not in vectors]
+    if lost:
+        raise RuntimeError(f"embedding cache lacks {len(lost)} vectors (e.g. {lost[0]}); materialize embeddings")
+    append = not replaced and not store.holds_any([c for c, _ in new])
+    return store.commit_source(chunks.source, _index_rows(chunk_stage, chunks.version, changed_docs, vectors,
+                                                          cache.dimension, fingerprint_id),
+                               cache.dimension, replaced, fingerprint_id, len(new) if append else None)
+
+
 def write_index(chunks: ChunksResult, chunk_stage: StageTable, store: IndexStore, cache: EmbeddingCache,
                 fingerprint_id: str) -> IndexBuild:
     """Commit to the index what its rows of the source lack or hold too many of (one commit), keep the indexes
@@ -326,16 +354,8 @@ def write_index(chunks: ChunksResult, chunk_stage: StageTable, store: IndexStore
                           store.count(chunks.source), 0, 0, 0, unchanged, indexes, time.perf_counter() - start)
     guard_deletions(chunks.source, _counts(index_rows.column("doc_id").to_pylist()),
                     _counts(staged_rows.column("doc_id").to_pylist()), store.config)
-    needed = [h for h, d in zip(staged_rows.column("text_hash").to_pylist(), staged_rows.column("doc_id").to_pylist(),
-                                strict=True) if d in changed_docs]
-    vectors = cache.get(needed)
-    lost = [h for h in needed if h not in vectors]
-    if lost:
-        raise RuntimeError(f"embedding cache lacks {len(lost)} vectors (e.g. {lost[0]}); materialize embeddings")
     replaced = changed_docs & set(doc_of_indexed.values())
-    result = store.commit_source(chunks.source, _index_rows(chunk_stage, chunks.version, changed_docs, vectors,
-                                                            cache.dimension, fingerprint_id),
-                                 cache.dimension, replaced, fingerprint_id)
+    result = _commit(chunks, chunk_stage, store, cache, fingerprint_id, staged_rows, changed_docs, replaced)
     indexes = store.ensure_indexes()
     tag = store.tag(chunks.source)
     return IndexBuild(chunks.table, chunks.source, store.uri, tag.version, str(tag), store.count(),
