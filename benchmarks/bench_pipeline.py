@@ -8,11 +8,12 @@ The embedding stage is also compared with plain `SentenceTransformer.encode(batc
 texts, the two alternated round by round in one process; the vectors must agree to 1e-5.
 
     .venv/bin/python benchmarks/bench_pipeline.py --quick          # smoke run: pydoc + 1000 passages
-    .venv/bin/python benchmarks/bench_pipeline.py --scales 5000,50000 --out benchmarks/out/pipeline.md
+    .venv/bin/python benchmarks/bench_pipeline.py --scales 5000,50000 --skip-compare   # 50k distinct: ~10 min
 
-The larger scales repeat the MS MARCO corpus with new ids (`{id}-r{k}`): the texts repeat, so the build's
-content-addressed embedding cache embeds each distinct text once and serves the repeats from the cache written
-earlier in the same run (never pre-populated). Those runs measure memory and the non-model stages at scale.
+The larger scales repeat the MS MARCO corpus with new ids (`{id}-r{k}`); past 5000 passages (or with --distinct)
+copy k's text starts with "(copy k) ", so every passage is embedded (with --repeat the texts repeat and the
+content-addressed cache serves the copies). The weights hash and the model load are timed apart from the stages,
+and after the build the raw embedder re-embeds (a sample of) the same texts, for the build / raw throughput ratio.
 """
 
 from __future__ import annotations
@@ -42,8 +43,9 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
-def write_beir(folder: Path, passages: int) -> Path:
-    """A BEIR folder with `passages` lines: the MS MARCO corpus, repeated with ids `{id}-r{k}` past 5000."""
+def write_beir(folder: Path, passages: int, distinct: bool = False) -> Path:
+    """A BEIR folder with `passages` lines: the MS MARCO corpus, repeated with ids `{id}-r{k}` past 5000; with
+    `distinct`, copy k's text starts with "(copy k) ", so no two passages share a text (the cache serves none)."""
     rows = [json.loads(line) for line in (MSMARCO / "corpus.jsonl").read_text(encoding="utf-8").split("\n")
             if line.strip()]
     folder.mkdir(parents=True, exist_ok=True)
@@ -53,61 +55,80 @@ def write_beir(folder: Path, passages: int) -> Path:
             k = n // len(rows)
             if k:
                 row["_id"] = f"{row['_id']}-r{k}"
+                if distinct:
+                    row["text"] = f"(copy {k}) {row['text']}"
             out.write(json.dumps(row) + "\n")
     return folder
 
 
 # --------------------------------------------------------------------------------------------- child: one build
-def run_child(corpus: str, passages: int) -> dict:
-    """One cold build of one source in a temporary data dir; returns the measurements (printed as JSON)."""
+def run_child(corpus: str, passages: int, distinct: bool, raw_texts: int) -> dict:
+    """One cold build of one source in a temporary data dir, then the raw embedder on (a sample of) the same
+    texts in the same process, model loaded; returns the measurements (printed as JSON)."""
     work = Path(tempfile.mkdtemp(prefix="ragindex-bench-"))
     os.environ["RAGINDEX_DATA_DIR"] = str(work / "data")
     rss = {"start": peak_rss_mib()}
     start = time.perf_counter()
-    from ragindex.build import chunk_documents, collect_documents, embed_chunks, staging_dir, write_index
-    from ragindex.chunking import make_chunker
-    from ragindex.config import ChunkerConfig, IndexConfig, SourceConfig
-    from ragindex.embedding import load_embedder
+    from ragindex.build import chunk_documents, collect_documents, embed_chunks, write_index
+    from ragindex.config import ChunkerConfig, EmbedderConfig, IndexConfig, SourceConfig
+    from ragindex.embedding import configured_embedder
     from ragindex.embedding_cache import EmbeddingCache
     from ragindex.index_store import IndexStore
+    from ragindex.paths import DataLayout
+    from ragindex.staging import StageStore
 
     if corpus == "pydoc":
         source = SourceConfig(name="pydoc", type="pydoc_topics")
     else:
-        source = SourceConfig(name="msmarco", type="beir", path=str(write_beir(work / "beir", passages)))
-    embedder = load_embedder(MODEL, BATCH_SIZE, "cpu")
-    chunker = make_chunker(ChunkerConfig(), embedder)
-    config = IndexConfig(uri=str(work / "data" / "lancedb"))
-    store = IndexStore.at(config)
-    cache = EmbeddingCache(config.resolved_uri(), embedder.fingerprint.id, embedder.dimension)
-    load_seconds = time.perf_counter() - start
+        source = SourceConfig(name="msmarco", type="beir", path=str(write_beir(work / "beir", passages, distinct)))
+    imports = time.perf_counter() - start
+    mark = time.perf_counter()
+    embedder = configured_embedder(EmbedderConfig(model=MODEL, batch_size=BATCH_SIZE, device="cpu"))
+    fingerprint_s = time.perf_counter() - mark  # the weights hash (no hash cache in a fresh data dir) + tokenizer
+    mark = time.perf_counter()
+    embedder.load()
+    load_s = time.perf_counter() - mark  # torch import, weights, precision probe, backend race (ONNX export)
     rss["model loaded"] = peak_rss_mib()
+    from ragindex.chunking import make_chunker
 
-    staging = staging_dir(work / "data", store.name, source.name, "bench")
-    docs = collect_documents(source, store, chunker.config_hash, embedder.fingerprint.id, staging)
+    chunker = make_chunker(ChunkerConfig(), embedder)
+    store = IndexStore.at(IndexConfig(uri=str(work / "data" / "lancedb")))
+    cache = EmbeddingCache(str(DataLayout.current().embedding_cache), embedder.fingerprint.id, embedder.dimension)
+    stages = StageStore(str(work / "data" / "staging"))
+    docs_stage, chunk_stage = stages.documents(store.name, source.name), stages.chunks(store.name, source.name)
+    docs = collect_documents(source, docs_stage, store.name, "bench")
     rss["collect"] = peak_rss_mib()
-    chunks = chunk_documents(docs, chunker, embedder.fingerprint.id)
+    chunks = chunk_documents(docs, docs_stage, chunk_stage, chunker, "bench")
     rss["chunk"] = peak_rss_mib()
-    vectors = embed_chunks(chunks, embedder, cache)
+    vectors = embed_chunks(chunks, chunk_stage, cache, lambda: embedder, embedder.fingerprint.as_dict())
     rss["embed"] = peak_rss_mib()
-    build = write_index(docs, chunks, vectors, store, embedder.dimension)
+    build = write_index(chunks, chunk_stage, store, cache, embedder.fingerprint.id)
     rss["write"] = peak_rss_mib()
-    import torch
-
+    peak = peak_rss_mib()
+    seconds = {"collect": docs.seconds, "chunk": chunks.seconds, "embed": vectors.seconds, "write": build.seconds}
+    texts = chunk_stage.columns(["text"]).column("text").to_pylist()
+    sample = texts[:: max(1, len(texts) // raw_texts)] if raw_texts else texts
+    sample_tokens = sum(embedder.count_tokens(sample))
+    mark = time.perf_counter()
+    embedder.embed(sample)
+    raw_s = time.perf_counter() - mark
+    build_s = fingerprint_s + load_s + sum(seconds.values())
     return {
-        "corpus": corpus, "passages": passages, "documents": docs.total, "skipped": len(docs.skipped),
-        "chunks": chunks.chunks, "tokens": chunks.tokens, "embedded": vectors.embedded, "reused": vectors.reused,
-        "rows": build.rows, "indexes": build.indexes, "load_s": load_seconds,
-        "seconds": {"collect": docs.seconds, "chunk": chunks.seconds, "embed": vectors.seconds,
-                    "write": build.seconds},
-        "rss_mib": rss, "peak_rss_mib": peak_rss_mib(), "vectors_mib": chunks.chunks * embedder.dimension * 4 / 2**20,
-        "torch_threads": torch.get_num_threads(),
+        "corpus": corpus, "passages": passages, "distinct": distinct, "documents": docs.total,
+        "skipped": len(docs.skipped), "chunks": chunks.chunks, "tokens": chunks.tokens, "embedded": vectors.embedded,
+        "reused": vectors.reused, "rows": build.rows, "indexes": build.indexes, "imports_s": imports,
+        "fingerprint_s": fingerprint_s, "load_s": load_s, "seconds": seconds, "build_s": build_s,
+        "precision": vectors.precision, "backend": (vectors.runtime or {}).get("backend"),
+        "raw": {"texts": len(sample), "tokens": sample_tokens, "seconds": raw_s},
+        "rss_mib": rss, "peak_rss_mib": peak, "vectors_mib": chunks.chunks * embedder.dimension * 4 / 2**20,
+        "load_avg_1m": os.getloadavg()[0],
     }
 
 
-def spawn(corpus: str, passages: int) -> dict:
+def spawn(corpus: str, passages: int, distinct: bool = False, raw_texts: int = 0) -> dict:
     """Run one build in a fresh interpreter, so its peak RSS is its own."""
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", corpus, "--passages", str(passages)]
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", corpus, "--passages", str(passages),
+           "--raw-texts", str(raw_texts)] + (["--distinct"] if distinct else [])
     print(f"  running: {corpus} ({passages or 'all'} documents) ...", file=sys.stderr, flush=True)
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     if done.returncode:
@@ -193,28 +214,41 @@ def machine() -> str:
 
 
 def pipeline_table(runs: list[dict]) -> list[str]:
-    lines = ["| corpus | documents | chunks | tokens | collect s | chunk s | embed s | write index s | total s "
-             "| embed tokens/s | embed chunks/s | peak RSS MiB |",
-             "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
+    lines = ["| corpus | documents | chunks | tokens | weights hash s | model load s | collect s | chunk s | embed s "
+             "| write index s | build s | embed tokens/s | build tokens/s | raw embedder tokens/s | build / raw "
+             "| hash + load share | peak RSS MiB |",
+             "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
     for r in runs:
-        s = r["seconds"]
-        name = "pydoc_topics" if r["corpus"] == "pydoc" else f"msmarco ({r['passages']} passages)"
-        lines.append(f"| {name} | {r['documents']} | {r['chunks']} | {r['tokens']} | {s['collect']:.2f} | "
-                     f"{s['chunk']:.2f} | {s['embed']:.1f} | {s['write']:.2f} | {sum(s.values()):.1f} | "
-                     f"{r['tokens'] / s['embed']:.0f} | {r['chunks'] / s['embed']:.1f} | {r['peak_rss_mib']:.0f} |")
+        s, raw = r["seconds"], r["raw"]
+        name = "pydoc_topics" if r["corpus"] == "pydoc" else \
+            f"msmarco ({r['passages']} passages{', distinct' if r['distinct'] else ''})"
+        raw_rate, build_rate = raw["tokens"] / raw["seconds"], r["tokens"] / r["build_s"]
+        lines.append(f"| {name} | {r['documents']} | {r['chunks']} | {r['tokens']} | {r['fingerprint_s']:.2f} | "
+                     f"{r['load_s']:.1f} | {s['collect']:.2f} | {s['chunk']:.2f} | {s['embed']:.1f} | "
+                     f"{s['write']:.2f} | {r['build_s']:.1f} | {r['tokens'] / s['embed']:.0f} | {build_rate:.0f} | "
+                     f"{raw_rate:.0f} | {build_rate / raw_rate:.0%} | "
+                     f"{(r['fingerprint_s'] + r['load_s']) / r['build_s']:.1%} | {r['peak_rss_mib']:.0f} |")
     return lines
 
 
 def memory_table(runs: list[dict]) -> list[str]:
     lines = ["| passages | chunks | embedded (new texts) | from cache | vectors MiB | peak RSS after: model load "
-             "| collect | chunk | embed | write index | peak RSS minus vectors MiB |",
-             "|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
+             "| collect | chunk | embed | write index | peak RSS minus vectors MiB | load (1 min) |",
+             "|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
     for r in runs:
         m = r["rss_mib"]
         lines.append(f"| {r['passages']} | {r['chunks']} | {r['embedded']} | {r['reused']} | {r['vectors_mib']:.1f} "
                      f"| {m['model loaded']:.0f} | {m['collect']:.0f} | {m['chunk']:.0f} | {m['embed']:.0f} | "
-                     f"{m['write']:.0f} | {r['peak_rss_mib'] - r['vectors_mib']:.0f} |")
+                     f"{m['write']:.0f} | {r['peak_rss_mib'] - r['vectors_mib']:.0f} | {r['load_avg_1m']:.1f} |")
     return lines
+
+
+def memory_goal(base: dict, big: dict) -> str:
+    """Issue 11's memory goal: the big build's peak within the base peak + 15%, plus the big build's vectors."""
+    limit = base["peak_rss_mib"] * 1.15 + big["vectors_mib"]
+    verdict = "met" if big["peak_rss_mib"] <= limit else "NOT met"
+    return (f"Memory goal ({big['passages']} vs {base['passages']} passages): peak {big['peak_rss_mib']:.0f} MiB "
+            f"≤ {base['peak_rss_mib']:.0f} × 1.15 + {big['vectors_mib']:.1f} = {limit:.0f} MiB: **{verdict}**.")
 
 
 def comparison_table(results: list[dict]) -> list[str]:
@@ -240,18 +274,24 @@ def main(argv: list[str] | None = None) -> int:
                         help="pydoc chunks in the sentence-transformers comparison (0: all)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--skip-compare", action="store_true")
+    parser.add_argument("--distinct", action="store_true",
+                        help="copies past the first 5000 passages get distinct texts (default for scales > 5000)")
+    parser.add_argument("--repeat", action="store_true", help="copies repeat their texts (served by the cache)")
+    parser.add_argument("--raw-texts", type=int, default=5000,
+                        help="texts the raw embedder re-embeds after each build (an even sample; 0: all)")
     parser.add_argument("--child", choices=["pydoc", "msmarco"], help=argparse.SUPPRESS)
     parser.add_argument("--passages", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.child:
-        print(json.dumps(run_child(args.child, args.passages)))
+        print(json.dumps(run_child(args.child, args.passages, args.distinct, args.raw_texts)))
         return 0
 
     scales = [1000] if args.quick else [int(s) for s in args.scales.split(",") if s.strip()]
     st_chunks = 200 if args.quick else args.st_msmarco_chunks
     started = time.perf_counter()
-    runs = [spawn("pydoc", 0)] + [spawn("msmarco", n) for n in scales]
+    runs = [spawn("pydoc", 0, raw_texts=args.raw_texts)] + [
+        spawn("msmarco", n, not args.repeat and (args.distinct or n > 5000), args.raw_texts) for n in scales]
     comparison = []
     if not args.skip_compare:
         print("  comparing with sentence-transformers ...", file=sys.stderr, flush=True)
@@ -265,13 +305,13 @@ def main(argv: list[str] | None = None) -> int:
     report = ["### Machine", "", machine(), "",
               "### Build stages (cold build into an empty temporary index, CPU)", ""]
     report += pipeline_table([runs[0], runs[1]]) + [""]
-    loads = ", ".join(f"{r['load_s']:.1f}s" for r in runs[:2])
-    report += [f"Model load (not in the stage times): {loads}. "
-               "Tokens are model tokens of the chunks, special tokens included.", "",
+    report += ["Build s = weights hash + model load + the four stages. Raw embedder: `Embedder.embed` alone on "
+               "(an even sample of) the same chunk texts, same process, model loaded. Tokens are model tokens of "
+               "the chunks, special tokens included.", "",
                "### Peak RSS by scale (one fresh process per scale)", ""]
     report += memory_table(runs[1:]) + [""]
     if len(runs) > 2:
-        report += pipeline_table(runs[2:]) + [""]
+        report += pipeline_table(runs[2:]) + ["", memory_goal(runs[1], runs[-1]), ""]
     if comparison:
         report += ["### Embedding stage vs `SentenceTransformer.encode(batch_size=64)` (same texts, alternated)",
                    ""]

@@ -7,9 +7,11 @@ nothing: a source that did not change costs a scan of its manifests and no model
 
 from __future__ import annotations
 
+import ctypes
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
+from itertools import chain
 
 import numpy as np
 import pyarrow as pa
@@ -18,7 +20,7 @@ from ragindex.access import AccessPolicy
 from ragindex.chunking import Chunker
 from ragindex.config import IndexConfig, SourceConfig
 from ragindex.documents import Document, Skipped
-from ragindex.embedding_cache import EmbeddingCache, Progress, fill_cache
+from ragindex.embedding_cache import EMBED_BATCH, EmbeddingCache, Progress, fill_cache_parts
 from ragindex.errors import ConfigError
 from ragindex.index_store import IndexStore, index_schema
 from ragindex.lance_tables import in_list, scan_in
@@ -27,7 +29,7 @@ from ragindex.staging import DOCUMENT_SCHEMA, StageStore, StageTable
 from ragindex.step_output import StepOutput
 from ragindex.titles import TITLE_HASH, TITLE_VECTOR, title_column, title_hash, title_texts
 
-BATCH_ROWS = 2048
+TEXT_PART = 8 * EMBED_BATCH  # texts the embed step holds at once
 SAMPLE_ROWS = 10
 
 
@@ -107,13 +109,9 @@ class IndexBuild(StepOutput):
     mlflow_run_id: str | None = None
 
 
-def _document_rows(documents: list[Document], run_id: str, access_hash: str) -> pa.Table:
-    return pa.Table.from_pylist([{**asdict(d), "run_id": run_id, "access_hash": access_hash} for d in documents],
-                                DOCUMENT_SCHEMA)
-
-
 def collect_documents(source: SourceConfig, stage: StageTable, table: str, run_id: str) -> DocumentsResult:
-    """Compare the source with the documents it had; stage added and modified documents in one commit.
+    """Compare the source with the documents it had; stage added and modified documents in one commit (streamed
+    to it in bounded batches, so memory does not grow with the source).
 
     Files whose size and mtime are unchanged are not read (unless `always_hash`); a file whose content is the
     same but whose mtime moved gets its new mtime recorded, so it is not read again next time."""
@@ -124,7 +122,7 @@ def collect_documents(source: SourceConfig, stage: StageTable, table: str, run_i
     known = {d: (h, s, m) for d, h, s, m, _ in rows}
     current = {d for d, *_, a in rows if a == policy.fingerprint}  # groups resolved under today's policy
     counts = {"added": 0, "modified": 0, "unchanged": 0}
-    changed: list[Document] = []
+    changed = stage.spool()
     skipped: list[Skipped] = []
     seen: set[str] = set()
     for item in read_source(source, {d: v for d, v in known.items() if d in current}):
@@ -141,13 +139,16 @@ def collect_documents(source: SourceConfig, stage: StageTable, table: str, run_i
             status = "added" if old is None else "modified" if old[0] != item.content_hash else "unchanged"
             counts[status] += 1
             if status != "unchanged" or (old[1], old[2]) != (item.size, item.mtime) or item.doc_id not in current:
-                changed.append(item)
+                changed.add({**asdict(item), "run_id": run_id, "access_hash": policy.fingerprint})
     deleted = sorted(set(known) - seen)
-    if changed or deleted:
-        merge = stage.open().merge_insert("doc_id").when_matched_update_all().when_not_matched_insert_all()
-        if deleted:
-            merge = merge.when_not_matched_by_source_delete(in_list("doc_id", deleted))
-        merge.execute(_document_rows(changed, run_id, policy.fingerprint))
+    try:
+        if changed.count or deleted:
+            merge = stage.open().merge_insert("doc_id").when_matched_update_all().when_not_matched_insert_all()
+            if deleted:
+                merge = merge.when_not_matched_by_source_delete(in_list("doc_id", deleted))
+            merge.execute(changed.reader())
+    finally:
+        changed.close()
     kept = sum(1 for s in skipped if s.doc_id in known)
     return DocumentsResult(table, source.name, stage.version(), counts["added"], counts["modified"], len(deleted),
                            counts["unchanged"], len(seen) - kept, [{"path": s.path, "reason": s.reason}
@@ -162,15 +163,16 @@ def _doc_states(table: pa.Table, id_column: str, hash_column: str, extra: str | 
 
 
 def _read_documents(stage: StageTable, version: int, doc_ids: set[str]) -> Iterator[Document]:
-    """The staged documents with these ids: one scan when they are most of the table, else `IN` lookups."""
+    """The staged documents with these ids: one streaming scan when they are most of the table, else `IN`
+    lookups."""
     table = stage.open(version)
     names = [f.name for f in DOCUMENT_SCHEMA if f.name not in ("run_id", "access_hash")]
     if len(doc_ids) * 4 > table.count_rows():
-        parts = [stage.columns(names, version)]
+        parts = stage.batches(names, version)
     else:
         parts = scan_in(table, names, "doc_id", doc_ids)
     for part in parts:
-        for batch in part.to_batches(256):
+        for batch in part.to_batches(256) if isinstance(part, pa.Table) else [part]:
             for row in batch.to_pylist():
                 if row["doc_id"] in doc_ids:
                     yield Document(**{**row, "images": tuple(row["images"] or ()),
@@ -180,7 +182,7 @@ def _read_documents(stage: StageTable, version: int, doc_ids: set[str]) -> Itera
 def chunk_documents(documents: DocumentsResult, document_stage: StageTable, chunk_stage: StageTable,
                     chunker: Chunker, run_id: str) -> ChunksResult:
     """Cut every document whose content (or the chunker) changed since its chunks were made; drop the chunks of
-    documents the source no longer has. One commit to the chunk table."""
+    documents the source no longer has. One commit to the chunk table, its rows streamed in bounded batches."""
     start = time.perf_counter()
     docs = _doc_states(document_stage.columns(["doc_id", "content_hash"], documents.version), "doc_id",
                        "content_hash")
@@ -188,34 +190,69 @@ def chunk_documents(documents: DocumentsResult, document_stage: StageTable, chun
                           "chunker_hash")
     todo = {d for d, (h,) in docs.items() if chunked.get(d) != (h, chunker.config_hash)}
     dropped = set(chunked) - set(docs)
-    rows: list[dict] = []
+    rows = chunk_stage.spool()
+    sample: list[dict] = []
     tokens = 0
     for document in _read_documents(document_stage, documents.version, todo):
         for chunk in chunker.chunk(document):
-            rows.append({**asdict(chunk), "title": document.title, "path": document.path, "format": document.format,
-                         "doc_hash": document.content_hash, "doc_size": document.size, "doc_mtime": document.mtime,
-                         "chunker_hash": chunker.config_hash, "groups": list(document.visible_to), "run_id": run_id})
+            row = {**asdict(chunk), "title": document.title, "path": document.path, "format": document.format,
+                   "doc_hash": document.content_hash, "doc_size": document.size, "doc_mtime": document.mtime,
+                   "chunker_hash": chunker.config_hash, "groups": list(document.visible_to), "run_id": run_id}
+            if len(sample) < SAMPLE_ROWS:
+                sample.append({k: row[k] for k in ("chunk_id", "doc_id", "heading_path", "n_tokens", "text")})
+            rows.add(row)
             tokens += chunk.n_tokens
     replaced = (todo & set(chunked)) | dropped
-    if rows or replaced:
-        merge = chunk_stage.open().merge_insert("chunk_id").when_matched_update_all().when_not_matched_insert_all()
-        if replaced:
-            merge = merge.when_not_matched_by_source_delete(
-                None if replaced == set(chunked) else in_list("doc_id", sorted(replaced)))
-        merge.execute(pa.Table.from_pylist(rows, chunk_stage.schema))
-    sample = [{k: r[k] for k in ("chunk_id", "doc_id", "heading_path", "n_tokens", "text")} for r in rows[:SAMPLE_ROWS]]
+    try:
+        if rows.count or replaced:
+            merge = chunk_stage.open().merge_insert("chunk_id").when_matched_update_all() \
+                .when_not_matched_insert_all()
+            if replaced:
+                merge = merge.when_not_matched_by_source_delete(
+                    None if replaced == set(chunked) else in_list("doc_id", sorted(replaced)))
+            merge.execute(rows.reader())
+    finally:
+        rows.close()
     table = chunk_stage.open()
     return ChunksResult(documents.table, documents.source, table.version, documents.version, len(todo), len(dropped),
-                        len(rows), tokens, table.count_rows(), chunker.config_hash, run_id, sample,
+                        rows.count, tokens, table.count_rows(), chunker.config_hash, run_id, sample,
                         time.perf_counter() - start)
+
+
+def _missing_texts(chunk_stage: StageTable, version: int, missing: list[str], rows: int
+                   ) -> Iterator[dict[str, str]]:
+    """The texts of these hashes, TEXT_PART at a time in the order of `missing`'s scan: one streaming scan when
+    they are most of the table, else `IN` lookups."""
+    wanted = set(missing)
+    parts = chunk_stage.batches(["text_hash", "text"], version) if len(wanted) * 4 > rows \
+        else scan_in(chunk_stage.open(version), ["text_hash", "text"], "text_hash", missing)
+    texts: dict[str, str] = {}
+    for part in parts:
+        for h, t in zip(part.column("text_hash").to_pylist(), part.column("text").to_pylist(), strict=True):
+            if h in wanted:
+                wanted.discard(h)
+                texts[h] = t
+                if len(texts) >= TEXT_PART:
+                    yield texts
+                    texts = {}
+    yield texts
+
+
+def _return_freed_memory() -> None:
+    """Give the heap the model's batches freed back to the OS (glibc keeps it otherwise), so the index step that
+    follows in this process starts from the model's footprint, not from the embed step's peak."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to do
+        pass
 
 
 def embed_chunks(chunks: ChunksResult, chunk_stage: StageTable, cache: EmbeddingCache,
                  embedder_factory: Callable[[], object], fingerprint: dict,
                  progress: Progress | None = None, titles: bool = False) -> EmbeddingsResult:
     """Make sure the cache holds a vector for every chunk text of the source (and, with `titles`, every title
-    text: ragindex/titles.py); the texts are read, and the model loaded, only for hashes the cache lacks (an
-    unchanged source reads one hash column, two more with titles)."""
+    text: ragindex/titles.py); the texts are read (TEXT_PART at a time), and the model loaded, only for hashes
+    the cache lacks (an unchanged source reads one hash column, two more with titles)."""
     start = time.perf_counter()
     table = chunk_stage.columns(["text_hash", "run_id", *(["heading_path", "title"] if titles else [])],
                                 chunks.version)
@@ -225,24 +262,22 @@ def embed_chunks(chunks: ChunksResult, chunk_stage: StageTable, cache: Embedding
     named = {title_hash(t): t for t in title_texts(table)} if titles else {}
     named.pop(None, None)
     missing = cache.missing(hashes)
-    texts: dict[str, str] = {h: named[h] for h in cache.missing(named)}
-    new_titles = len(texts)
-    if missing:
-        wanted = set(missing)
-        parts = [chunk_stage.columns(["text_hash", "text"], chunks.version)] if len(wanted) * 4 > len(hashes) \
-            else scan_in(chunk_stage.open(chunks.version), ["text_hash", "text"], "text_hash", missing)
-        for part in parts:
-            texts.update((h, t) for h, t in zip(part.column("text_hash").to_pylist(), part.column("text").to_pylist(),
-                                                strict=True) if h in wanted)
+    chunk_missing = set(missing)
+    new_titles = [h for h in cache.missing(named) if h not in chunk_missing]  # a title may equal a chunk text
     loaded: list[object] = []
 
     def factory():
         loaded.append(embedder_factory())
         return loaded[-1]
 
-    embedded = fill_cache(texts, factory, cache, progress)
+    title_parts = ({h: named[h] for h in new_titles[i:i + TEXT_PART]} for i in range(0, len(new_titles), TEXT_PART))
+    parts = chain(title_parts, _missing_texts(chunk_stage, chunks.version, missing, len(hashes)) if missing else ())
+    total = len(missing) + len(new_titles)
+    embedded = fill_cache_parts(parts, total, factory, cache, progress) if total else 0
     runtime = (loaded[0].runtime_info() or {}) if loaded and embedded else {}
-    reused = max(0, len(fresh) - (embedded - new_titles))  # embedded counts the title texts too
+    if embedded:
+        _return_freed_memory()
+    reused = max(0, len(fresh) - (embedded - len(new_titles)))  # embedded counts the title texts too
     return EmbeddingsResult(chunks.table, chunks.source, chunks.version, embedded, reused,
                             fingerprint, chunks.run_id if chunks.chunks else "", str(runtime.get("precision", "")),
                             runtime, time.perf_counter() - start)
@@ -277,9 +312,8 @@ def _index_rows(chunk_stage: StageTable, version: int, doc_ids: set[str], vector
     names = [f.name for f in schema if f.name not in ("vector", "fingerprint", TITLE_HASH, TITLE_VECTOR)]
 
     def batches() -> Iterator[pa.RecordBatch]:
-        rows = chunk_stage.columns(names, version)
-        mask = pa.array([d in doc_ids for d in rows.column("doc_id").to_pylist()])
-        for part in rows.filter(mask).to_batches(BATCH_ROWS):
+        for batch in chunk_stage.batches(names, version):
+            part = batch.filter(pa.array([d in doc_ids for d in batch.column("doc_id").to_pylist()]))
             hashes = part.column("text_hash").to_pylist()
             matrix = np.stack([vectors[h] for h in hashes]).astype(np.float32) if hashes else \
                 np.zeros((0, dimension), np.float32)
@@ -304,6 +338,27 @@ def _untitled_docs(store: IndexStore, source: str, staged: dict[str, str | None]
     rows = store.source_rows(source, ["chunk_id", TITLE_HASH])
     return {doc_of[c] for c, h in zip(rows.column("chunk_id").to_pylist(), rows.column(TITLE_HASH).to_pylist(),
                                       strict=True) if c in staged and staged[c] != h}
+
+
+def _commit(chunks: ChunksResult, chunk_stage: StageTable, store: IndexStore, cache: EmbeddingCache,
+            fingerprint_id: str, staged_rows: pa.Table, changed_docs: set[str], replaced: set[str], titles: bool,
+            title_hashes: list[str | None]):
+    """The one commit of the changed documents' chunks (with their title vectors when `title_hashes`); their
+    vectors are freed before the indexes are built. With nothing to replace or update (a new source, or only new
+    documents) the rows stream into an append."""
+    doc_ids = staged_rows.column("doc_id").to_pylist()
+    new = [(c, h) for c, d, h in zip(staged_rows.column("chunk_id").to_pylist(), doc_ids,
+                                     staged_rows.column("text_hash").to_pylist(), strict=True) if d in changed_docs]
+    needed = [h for _, h in new] + [h for h, d in zip(title_hashes, doc_ids, strict=False) if h and d in changed_docs]
+    vectors = cache.get(needed)
+    lost = [h for h in needed if h not in vectors]
+    if lost:
+        raise RuntimeError(f"embedding cache lacks {len(lost)} vectors (e.g. {lost[0]}); materialize embeddings")
+    append = not replaced and not store.holds_any([c for c, _ in new])
+    rows = _index_rows(chunk_stage, chunks.version, changed_docs, vectors, cache.dimension, fingerprint_id, titles,
+                       bool(title_hashes))
+    return store.commit_source(chunks.source, rows, cache.dimension, replaced, fingerprint_id,
+                               len(new) if append else None)
 
 
 def write_index(chunks: ChunksResult, chunk_stage: StageTable, store: IndexStore, cache: EmbeddingCache,
@@ -339,19 +394,9 @@ def write_index(chunks: ChunksResult, chunk_stage: StageTable, store: IndexStore
                           store.count(chunks.source), 0, 0, 0, unchanged, indexes, time.perf_counter() - start)
     guard_deletions(chunks.source, _counts(index_rows.column("doc_id").to_pylist()),
                     _counts(staged_rows.column("doc_id").to_pylist()), store.config)
-    needed = [h for h, d in zip(staged_rows.column("text_hash").to_pylist(), staged_rows.column("doc_id").to_pylist(),
-                                strict=True) if d in changed_docs]
-    needed += [h for h, d in zip(title_hashes, staged_rows.column("doc_id").to_pylist(), strict=False)
-               if h and d in changed_docs]
-    vectors = cache.get(needed)
-    lost = [h for h in needed if h not in vectors]
-    if lost:
-        raise RuntimeError(f"embedding cache lacks {len(lost)} vectors (e.g. {lost[0]}); materialize embeddings")
     replaced = changed_docs & set(doc_of_indexed.values())
-    result = store.commit_source(chunks.source, _index_rows(chunk_stage, chunks.version, changed_docs, vectors,
-                                                            cache.dimension, fingerprint_id, titles,
-                                                            bool(title_hashes)),
-                                 cache.dimension, replaced, fingerprint_id)
+    result = _commit(chunks, chunk_stage, store, cache, fingerprint_id, staged_rows, changed_docs, replaced, titles,
+                     title_hashes)
     indexes = store.ensure_indexes()
     tag = store.tag(chunks.source)
     return IndexBuild(chunks.table, chunks.source, store.uri, tag.version, str(tag), store.count(),

@@ -142,30 +142,45 @@ def _in_process(embedder, missing: list[str], texts_by_hash: dict[str, str]) -> 
 
 def fill_cache(texts_by_hash: dict[str, str], embedder_factory: Callable[[], object], cache: EmbeddingCache,
                progress: Progress | None = None) -> int:
-    """Embed the texts the cache lacks (the model is created only if one is missing); returns how many.
+    """Embed the texts the cache lacks (the model is created only if one is missing); returns how many."""
+    missing = cache.missing(texts_by_hash)
+    return fill_cache_parts([{h: texts_by_hash[h] for h in missing}], len(missing), embedder_factory, cache,
+                            progress)
+
+
+def fill_cache_parts(parts: Iterable[dict[str, str]], total: int, embedder_factory: Callable[[], object],
+                     cache: EmbeddingCache, progress: Progress | None = None) -> int:
+    """Embed texts the cache lacks, given as bounded parts (hash -> text) so the caller never holds them all;
+    the model is created at the first text. Returns how many were embedded.
 
     An embedder with `embed_stream` (the Ray engine) yields (hashes, vectors) as its workers finish; a hash that
     comes back twice (a retried task) is written once, and one that never comes back fails the step."""
-    missing = cache.missing(texts_by_hash)
-    if not missing:
-        return 0
-    embedder = embedder_factory()
-    stream = getattr(embedder, "embed_stream", None)
-    pending = set(missing)
-    for part, vectors in (stream or partial(_in_process, embedder))(missing, texts_by_hash):
-        bad = np.flatnonzero(~np.isfinite(vectors).all(axis=1))
-        if len(bad):  # never cached: a cached vector is reused by every later build
-            raise ValueError(f"the model returned non-finite vectors for {len(bad)} of {len(part)} texts "
-                             f"(text hash {part[bad[0]]}); nothing of this batch was cached")
-        new = [i for i, h in enumerate(part) if h in pending]
-        pending.difference_update(part)
-        cache.put([part[i] for i in new], vectors[new])
-        if progress:
-            progress(len(missing) - len(pending), len(missing))
-    if pending:
-        raise RuntimeError(f"the embedder returned no vector for {len(pending)} texts (e.g. {next(iter(pending))})")
-    cache.maintain()
-    return len(missing)
+    embedder = None
+    done = 0
+    for texts_by_hash in parts:
+        if not texts_by_hash:
+            continue
+        embedder = embedder or embedder_factory()
+        stream = getattr(embedder, "embed_stream", None)
+        missing = list(texts_by_hash)
+        pending = set(missing)
+        for part, vectors in (stream or partial(_in_process, embedder))(missing, texts_by_hash):
+            bad = np.flatnonzero(~np.isfinite(vectors).all(axis=1))
+            if len(bad):  # never cached: a cached vector is reused by every later build
+                raise ValueError(f"the model returned non-finite vectors for {len(bad)} of {len(part)} texts "
+                                 f"(text hash {part[bad[0]]}); nothing of this batch was cached")
+            new = [i for i, h in enumerate(part) if h in pending]
+            pending.difference_update(part)
+            cache.put([part[i] for i in new], vectors[new])
+            done += len(new)
+            if progress:
+                progress(done, total)
+        if pending:
+            raise RuntimeError(f"the embedder returned no vector for {len(pending)} texts "
+                               f"(e.g. {next(iter(pending))})")
+    if done:
+        cache.maintain()
+    return done
 
 
 def embed_through_cache(texts: Sequence[str], hashes: Sequence[str], embedder_factory: Callable[[], object],

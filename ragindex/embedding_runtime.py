@@ -156,10 +156,11 @@ def min_cosine(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def fastest(runners: dict[str, Runner], batch: tuple[np.ndarray, np.ndarray], repeats: int = 2) -> dict[str, float]:
-    """Best-of seconds of each runner on `batch` (after one warm-up call each), fastest first."""
+    """Best-of seconds of each runner on `batch`, fastest first. No separate warm-up call: each runner has
+    embedded the probe already, and the best of `repeats` drops a first call's one-off cost (a new shape's
+    kernels), so the race costs `repeats` batches per runner."""
     times = {}
     for name, run in runners.items():
-        run(*batch)
         best = float("inf")
         for _ in range(repeats):
             start = time.perf_counter()

@@ -15,7 +15,7 @@ from lancedb.index import FTS, BTree
 from ragindex.build_tag import BuildTag
 from ragindex.config import ANN_MIN_ROWS_FLOOR, IndexConfig
 from ragindex.errors import ConfigError
-from ragindex.lance_tables import in_list, quote, scan_columns, table_names
+from ragindex.lance_tables import IN_LIST_BATCH, in_list, quote, scan_columns, table_names
 from ragindex.titles import TITLE_HASH, TITLE_VECTOR
 
 FINGERPRINT_KEY = "ragindex.fingerprint"
@@ -193,18 +193,32 @@ class IndexStore:
             return pa.table({c: pa.array([], pa.string()) for c in columns})
         return scan_columns(self.open(), columns, f"source = {quote(source)}")
 
+    def holds_any(self, chunk_ids: list[str]) -> bool:
+        """Whether any of these chunk ids is in the table (any source): `IN` counts on the chunk-id index."""
+        if not self.exists() or not self.count():
+            return False
+        table = self.open()
+        return any(table.count_rows(in_list("chunk_id", chunk_ids[start : start + IN_LIST_BATCH]))
+                   for start in range(0, len(chunk_ids), IN_LIST_BATCH))
+
     def commit_source(self, source: str, rows: pa.RecordBatchReader | pa.Table, dimension: int,
-                      replaced_docs: Iterable[str], fingerprint_id: str | None = None) -> CommitResult:
-        """Upsert a source's new chunks and delete the old chunks of replaced documents in ONE commit."""
+                      replaced_docs: Iterable[str], fingerprint_id: str | None = None,
+                      append: int | None = None) -> CommitResult:
+        """Upsert a source's new chunks and delete the old chunks of replaced documents in ONE commit. `append`
+        (the row count) says the rows replace nothing and no id is in the table: then they stream into one
+        append, which holds a batch at a time (a merge holds the whole input)."""
         table = self.open_or_create(dimension, fingerprint_id)
+        # a chunk without a title has a null title vector, which LanceDB otherwise refuses as a bad vector
+        bad_vectors = "null" if TITLE_VECTOR in rows.schema.names else "error"
+        if append is not None:
+            table.add(rows, on_bad_vectors=bad_vectors)
+            return CommitResult(table.version, append, 0, 0)
         replaced = sorted(set(replaced_docs))
         merge = table.merge_insert("chunk_id").when_matched_update_all().when_not_matched_insert_all()
         if replaced:
             merge = merge.when_not_matched_by_source_delete(
                 f"source = {quote(source)} AND {in_list('doc_id', replaced)}")
-        # a chunk without a title has a null title vector, which LanceDB otherwise refuses as a bad vector
-        titled = TITLE_VECTOR in rows.schema.names
-        result = merge.execute(rows, on_bad_vectors="null" if titled else "error")
+        result = merge.execute(rows, on_bad_vectors=bad_vectors)
         return CommitResult(table.version, result.num_inserted_rows, result.num_updated_rows,
                             result.num_deleted_rows)
 

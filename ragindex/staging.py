@@ -9,6 +9,8 @@ Old versions are removed with the index's retention.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pyarrow as pa
 
 from ragindex.index_store import index_schema
@@ -21,6 +23,9 @@ DOCUMENT_SCHEMA = pa.schema([
     ("format", pa.string()), ("images", pa.list_(pa.string())), ("run_id", pa.string()),
     ("groups", pa.list_(pa.string())), ("access_hash", pa.string())])  # access groups, policy they came from
 _INDEX_ONLY = ("vector", "fingerprint")
+SPOOL_ROWS = 4096  # rows a step holds in memory before it spools them to a pending table
+SPOOL_CHARS = 32 << 20  # ... or text characters, whichever comes first
+SCAN_ROWS = 4096  # rows per record batch of a streaming read
 
 
 def chunk_schema() -> pa.Schema:
@@ -61,6 +66,63 @@ class StageTable:
         if not table.count_rows():
             return self.schema.empty_table().select(columns)
         return scan_columns(table, columns, where)
+
+    def batches(self, columns: list[str], version: int | None = None) -> Iterator[pa.RecordBatch]:
+        """Some columns of every row, SCAN_ROWS at a time (memory bounded by the batch, not the table)."""
+        table = self.open(version)
+        rows = table.count_rows()
+        if rows:
+            yield from table.search().select(columns).limit(rows).to_batches(SCAN_ROWS)
+
+    def spool(self) -> Spool:
+        return Spool(self)
+
+
+class Spool:
+    """The rows of one commit to a stage table, gathered in bounded memory: past SPOOL_ROWS rows (or SPOOL_CHARS
+    of text) they go, a batch at a time, to a pending table beside it, which `reader` streams back for the one
+    merge; `close` drops it. A pending table left by a killed run is overwritten by the next."""
+
+    def __init__(self, stage: StageTable):
+        self.stage = stage
+        self.count = 0
+        self._rows: list[dict] = []
+        self._chars = 0
+        self._pending = None
+
+    @property
+    def pending_name(self) -> str:
+        return f"{self.stage.name}__pending"
+
+    def add(self, row: dict) -> None:
+        self._rows.append(row)
+        self.count += 1
+        self._chars += len(row.get("text") or "")
+        if len(self._rows) >= SPOOL_ROWS or self._chars >= SPOOL_CHARS:
+            batch = pa.Table.from_pylist(self._rows, self.stage.schema)
+            if self._pending is None:
+                self._pending = self.stage.db.create_table(self.pending_name, batch, mode="overwrite")
+            else:
+                self._pending.add(batch)
+            self._rows, self._chars = [], 0
+
+    def reader(self) -> pa.RecordBatchReader:
+        """Every row added, spooled ones first, as one stream."""
+        schema = self.stage.schema
+        tail = pa.Table.from_pylist(self._rows, schema)
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            if self._pending is not None:
+                for batch in self._pending.search().limit(self._pending.count_rows()).to_batches(SCAN_ROWS):
+                    yield pa.RecordBatch.from_arrays([batch.column(n) for n in schema.names], schema=schema)
+            yield from tail.to_batches(SCAN_ROWS)
+
+        return pa.RecordBatchReader.from_batches(schema, batches())
+
+    def close(self) -> None:
+        if self._pending is not None:
+            self.stage.db.drop_table(self.pending_name)
+            self._pending = None
 
 
 class StageStore:
