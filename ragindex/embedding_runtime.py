@@ -89,8 +89,9 @@ class PooledModel(torch.nn.Module):
 
 def low_precision_copy(model: PooledModel, dtype: torch.dtype) -> PooledModel:
     """A copy whose Linear weights are cast to `dtype` once. Autocast would cast every fp32 weight again on each
-    call (its cast cache works only for tensors that require grad), which took 28% of a bf16 batch; pre-cast
-    weights give the same numbers, since autocast runs those matmuls in `dtype` anyway. Norms stay fp32."""
+    call (its cast cache works only for tensors that require grad); pre-cast weights give the same numbers, since
+    autocast runs those matmuls in `dtype` anyway. Norms stay fp32. Measured: +1.5% on an idle 2-core CPU, more
+    under load, where the casts' memory traffic waits for the cores."""
     low = copy.deepcopy(model)
     for module in low.modules():
         if isinstance(module, torch.nn.Linear):
