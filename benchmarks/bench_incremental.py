@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         "index": {"uri": str(work / "data" / "lancedb"), "table": "chunks"},
     }))
     project = load_config(config)
-    embedder = configured_embedder(project.embedder)  # the one the job's resource gets (load_embedder is cached)
+    embedder = configured_embedder(project.embedder)  # the job's resource: same settings, same cached embedder
     chunker = make_chunker(project.chunker, embedder)
     snapshots = {name: read_snapshot(corpus / name, chunker) for name in dict.fromkeys(STEPS)}
 
@@ -252,7 +252,8 @@ def main(argv: list[str] | None = None) -> int:
         f"(dim {embedder.dimension}), chunker max_tokens {project.chunker.max_tokens} / overlap "
         f"{project.chunker.overlap_tokens}.",
         "",
-        "Path: the real Dagster `index_job` executed in-process (`execute_in_process`, one source partition `docs`), "
+        "Path: the real Dagster `index_job` executed in-process (`execute_in_process`, one (source, table) partition "
+        f"`docs` / `{project.index.table}`), "
         "every asset of the job included (ingest, chunk, embed, index with retention, quality checks, evaluation, "
         "champion registration, datasets, drift). One table; the source folder is a symlink re-pointed at each "
         "snapshot. `seconds` is the whole job; `stages` is documents + chunks + embeddings + index as the assets "
