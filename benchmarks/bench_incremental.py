@@ -10,7 +10,8 @@ nothing in under 10% of the first build's time, and that the table finally equal
 (made through the build stages into another table with its own, empty embedding cache): same chunk ids and texts,
 vectors within 1e-5.
 
-    .venv/bin/python benchmarks/bench_incremental.py [--corpus ../shared/corpora/lancedb-docs] [--work DIR]
+    .venv/bin/python benchmarks/bench_incremental.py [--corpus ../shared/corpora/lancedb-docs] [--work DIR] \
+        [--precision fp32]
     .venv/bin/python benchmarks/bench_incremental.py --limit-docs 8     # smoke run: 8 paths of each snapshot
 
 `--limit-docs N` copies the same N relative paths (an even sample of all snapshots' paths) of each snapshot into the
@@ -164,6 +165,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--corpus", default=str(ROOT.parent / "shared" / "corpora" / "lancedb-docs"))
     parser.add_argument("--work", help="working folder (default: a new temporary folder)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "incremental.md"))
+    parser.add_argument("--precision", default="fp32",
+                        help="embedder.precision of the runs (default fp32: with `auto` a load may pick bf16, whose "
+                             "vectors depend on the batch a text is in, and the 1e-5 equality check cannot hold)")
     parser.add_argument("--limit-docs", type=int, default=0,
                         help="smoke run: only this many relative paths of each snapshot (0: all)")
     args = parser.parse_args(argv)
@@ -194,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     config.write_text(yaml.safe_dump({
         "sources": [{"name": "docs", "type": "directory", "path": str(link)}],
         "index": {"uri": str(work / "data" / "lancedb"), "table": "chunks"},
+        "embedder": {"precision": args.precision},
     }))
     project = load_config(config)
     embedder = configured_embedder(project.embedder)  # the job's resource: same settings, same cached embedder
@@ -249,7 +254,8 @@ def main(argv: list[str] | None = None) -> int:
         "# Incremental re-embedding on real history (lancedb-docs)",
         "",
         f"Date {dt.date.today().isoformat()}. Machine: {host}. Model {embedder.fingerprint.name} "
-        f"(dim {embedder.dimension}), chunker max_tokens {project.chunker.max_tokens} / overlap "
+        f"(dim {embedder.dimension}, precision {args.precision}: {embedder.precision or 'not loaded'}, "
+        f"backend {embedder.backend or 'not loaded'}), chunker max_tokens {project.chunker.max_tokens} / overlap "
         f"{project.chunker.overlap_tokens}.",
         "",
         "Path: the real Dagster `index_job` executed in-process (`execute_in_process`, one (source, table) partition "
