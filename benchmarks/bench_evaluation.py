@@ -36,11 +36,11 @@ def main() -> None:
     from ragindex_app.pipelines.runner import run_index, source_name
 
     config = load_config()
-    name = source_name(config, args.dataset)
+    name = source_name(None, args.dataset)
     start = time.perf_counter()
     summary = run_index(None, args.dataset, f"eval-{name}")
     build_s = time.perf_counter() - start
-    retriever = Retriever(IndexStore.at(config.index, summary["table"]), load_embedder(), config.search)
+    retriever = Retriever(IndexStore.at(config.index, summary.table), load_embedder(), config.search)
     evalset = load_beir(args.dataset)
     result = evaluate(retriever, evalset, args.dataset)
     qrels = {q: evalset.qrels[q] for q in evalset.scored_query_ids}
@@ -48,7 +48,8 @@ def main() -> None:
     rrf_means = mean_metrics(per_query_metrics(rrf_run, qrels))
     ci = confidence_intervals(result.per_query)
     lines = [f"Data set `{Path(args.dataset).name}`, {result.n_queries} scored queries, index "
-             f"`{summary['table']}` ({summary['rows']} chunks, ANN: {'yes' if retriever.has_ann else 'no'}); "
+             f"`{summary.table}` ({summary['search_index']['rows']} chunks, "
+             f"ANN: {'yes' if retriever.has_ann else 'no'}); "
              f"{cpu_model()}, {os.cpu_count()} cores, {date.today()}; index step {build_s:.0f} s (cached).", "",
              "| mode | " + " | ".join(METRICS) + " | p50 ms | p95 ms |", "|" + "---|" * (len(METRICS) + 3)]
     for mode in ("dense", "dense_exact", "fts", "hybrid"):

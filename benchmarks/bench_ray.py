@@ -82,9 +82,9 @@ def main() -> None:
         "passages": len(texts), "tokens": tokens, "cluster": how, "cluster_start_seconds": round(cluster_seconds, 1),
         "in_process": local, "ray": {f"{k} actors": v for k, v in runs.items()},
         "ratio_ray_to_in_process": {f"{k} actors": round(local["seconds"] / v["seconds"], 3) for k, v in runs.items()},
-        "steady_ratio_ray_to_in_process": {f"{k} actors": round(v["steady_texts_per_second"]
-                                                                / local["steady_texts_per_second"], 3)
-                                           for k, v in runs.items()},
+        "steady_ratio_ray_to_in_process": {  # None when the in-process fill was one batch (no steady phase)
+            f"{k} actors": round(v["steady_texts_per_second"] / local["steady_texts_per_second"], 3)
+            if local["steady_texts_per_second"] else None for k, v in runs.items()},
         "speedup_1_to_n_actors": round(runs[1]["seconds"] / runs[cores]["seconds"], 3),
         "load_after": [round(x, 2) for x in os.getloadavg()],
     }

@@ -1,6 +1,7 @@
 """Costs of the structures that must hold at 100M chunks, measured on synthetic tables: time and peak memory of the
 embedding cache's membership checks and GC at 1M rows, the index step's manifest read and deletion-guard counts at
-1M rows, and one source commit plus the ANN and FTS index builds at 100k rows.
+1M rows, and one source commit (a `merge_insert`, and the streamed append a new source gets) plus the ANN and FTS
+index builds at 100k rows.
 
 Peak memory is the process's resident set sampled every 5 ms during the call, less the resident set before it
 (Arrow and Lance allocate outside Python's heap, which tracemalloc would miss).
@@ -29,6 +30,7 @@ from ragindex.config import IndexConfig
 from ragindex.embedding_cache import EmbeddingCache
 from ragindex.index_store import IndexStore, index_schema
 from ragindex.lance_tables import scan_columns
+from ragindex.staging import StageStore, chunk_schema
 from ragindex.storage import connect
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "msmarco-5k" / "corpus.jsonl"
@@ -95,28 +97,47 @@ def cache_costs(rows: int, root: str) -> dict:
 
 
 def manifest_costs(rows: int, root: str) -> dict:
-    """write_index's reads: the source's (chunk_id, doc_id) from the index and the staged chunks, the id sets and
-    doc maps it builds, and the deletion guard's per-document counts (10 chunks a document)."""
-    table = connect(root).create_table("chunks", pa.table({
-        "chunk_id": pa.array(hashes(0, rows)), "doc_id": pa.array([f"doc-{i // 10}" for i in range(rows)]),
-        "source": pa.array(["big"] * rows)}))
+    """write_index's reads: the source's (chunk_id, doc_id) from the index and the staged chunks' (chunk_id, doc_id,
+    text_hash), the id sets and doc maps it builds from both and the changed documents, and the deletion guard's
+    per-document counts (10 chunks a document; the staged chunks lack the last 5% of the index's)."""
+    ids, doc_ids = hashes(0, rows), [f"doc-{i // 10}" for i in range(rows)]
+    connect(root).create_table("chunks", pa.table({
+        "chunk_id": pa.array(ids), "doc_id": pa.array(doc_ids), "source": pa.array(["big"] * rows)}))
+    store = IndexStore(connect(root), IndexConfig(uri=root))
+    stage = StageStore(f"{root}-staging").chunks("chunks", "big")
+    staged = rows - rows // 20
+    schema = chunk_schema()
+    data = {f.name: pa.nulls(staged, f.type) for f in schema}
+    data.update(chunk_id=pa.array(ids[:staged]), doc_id=pa.array(doc_ids[:staged]),
+                text_hash=pa.array(hashes(rows, rows + staged)), source=pa.array(["big"] * staged))
+    stage.db.create_table(stage.name, pa.table(data, schema=schema))
+    version = stage.version()
 
-    def manifest():
-        frame = scan_columns(table, ["chunk_id", "doc_id"], "source = 'big'")
-        ids = set(frame.column("chunk_id").to_pylist())
-        doc_of = dict(zip(frame.column("chunk_id").to_pylist(), frame.column("doc_id").to_pylist(), strict=True))
-        return frame, len(ids) + len(doc_of)
+    def manifest():  # as write_index does it, title columns off
+        staged_rows = stage.columns(["chunk_id", "doc_id", "text_hash"], version)
+        index_rows = store.source_rows("big", ["chunk_id", "doc_id"])
+        staged_ids = set(staged_rows.column("chunk_id").to_pylist())
+        indexed_ids = set(index_rows.column("chunk_id").to_pylist())
+        doc_of = dict(zip(staged_rows.column("chunk_id").to_pylist(), staged_rows.column("doc_id").to_pylist(),
+                          strict=True))
+        doc_of_indexed = dict(zip(index_rows.column("chunk_id").to_pylist(),
+                                  index_rows.column("doc_id").to_pylist(), strict=True))
+        changed = {doc_of[c] for c in staged_ids - indexed_ids} | \
+            {doc_of_indexed[c] for c in indexed_ids - staged_ids}
+        return staged_rows, index_rows, len(changed)
 
-    (frame, _), out = measure(manifest)
-    docs = frame.column("doc_id").to_pylist()
-    counts, guard = measure(lambda: guard_deletions("big", _counts(docs), _counts(docs[: -rows // 20]),
+    (staged_rows, index_rows, _), out = measure(manifest)
+    indexed_docs, staged_docs = index_rows.column("doc_id").to_pylist(), staged_rows.column("doc_id").to_pylist()
+    counts, guard = measure(lambda: guard_deletions("big", _counts(indexed_docs), _counts(staged_docs),
                                                     IndexConfig()))
     return {"rows": rows, "manifest read + id sets + doc maps": out, "deletion guard counts": {**guard,
                                                                                               "lost": counts}}
 
 
 def index_costs(rows: int, root: str) -> dict:
-    """One source commit of `rows` chunks, then the ANN (IVF_HNSW_SQ) and FTS builds the index step runs."""
+    """One source commit of `rows` chunks as a `merge_insert` (what a build that replaces or updates rows commits),
+    then the ANN (IVF_HNSW_SQ) and FTS builds the index step runs; and the same rows streamed into one append of
+    another table (what a new source, or one with only new documents, commits)."""
     texts = [json.loads(line)["text"] for line in open(CORPUS, encoding="utf-8")]
     schema = index_schema(DIM)
     data = {f.name: pa.nulls(rows, f.type) for f in schema}
@@ -124,12 +145,17 @@ def index_costs(rows: int, root: str) -> dict:
                 source=pa.array(["big"] * rows), text=pa.array([texts[i % len(texts)] for i in range(rows)]),
                 title=pa.array([""] * rows), vector=vectors(rows, 7))
     store = IndexStore(connect(root), IndexConfig(uri=root, ann={"min_rows": 256}))
-    _, commit = measure(lambda: store.commit_source("big", pa.table(data, schema=schema), DIM, []))
+    rows_table = pa.table(data, schema=schema)
+    _, commit = measure(lambda: store.commit_source("big", rows_table, DIM, []))
     _, indexes = measure(store.ensure_indexes)
     table = store.open()
     _, optimize = measure(lambda: table.optimize(cleanup_older_than=timedelta(days=36500)))
+    appended = IndexStore(store.db, store.config, "appended")
+    _, append = measure(lambda: appended.commit_source(
+        "big", pa.RecordBatchReader.from_batches(schema, rows_table.to_batches(4096)), DIM, [], append=rows))
     return {"rows": rows, "one merge_insert commit": commit, "ANN + FTS + chunk_id index builds": indexes,
-            "optimize (nothing new)": optimize, "indexes": [i.index_type for i in table.list_indices()]}
+            "optimize (nothing new)": optimize, "indexes": [i.index_type for i in table.list_indices()],
+            "one streamed append commit (new source)": append}
 
 
 def main() -> None:

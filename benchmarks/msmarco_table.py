@@ -10,6 +10,7 @@ import numpy as np
 import pyarrow as pa
 
 from ragindex.config import AnnConfig, IndexConfig
+from ragindex.documents import PUBLIC
 from ragindex.index_store import IndexStore, index_schema
 
 DATASET = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "msmarco-5k"
@@ -39,7 +40,8 @@ def build_table(uri: Path, ids: list[str], texts: list[str], vectors: np.ndarray
         "text_hash": hashes, "heading_path": [""] * n, "position": [0] * n,
         "n_tokens": [0] * n, "title": [""] * n, "path": ids, "format": ["beir"] * n, "doc_hash": hashes,
         "doc_size": [len(t) for t in texts], "doc_mtime": [0.0] * n, "chunker_hash": ["bench"] * n,
-        "fingerprint": [fingerprint] * n,
+        "fingerprint": [fingerprint] * n, "page": [None] * n, "kind": ["text"] * n, "image_path": [None] * n,
+        "groups": [[PUBLIC]] * n,  # every caller may retrieve them (a null groups list is visible to nobody)
         "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1), pa.float32()), dimension),
     }
     schema = index_schema(dimension)
