@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from functools import cached_property
 from typing import Literal
@@ -24,6 +25,7 @@ from ragindex.titles import TITLE_VECTOR, configured_weight, unit_rows
 Mode = SearchMode
 GroupBy = Literal["chunk", "doc"]
 MODES = SEARCH_MODES
+FtsQueries = tuple["Future[list[dict]] | None", "Future[list[dict]] | None"]  # text and title match rows
 TITLE_ROWS_PER_RESULT = 10  # title matches are chunk rows: read this many per wanted result to reach many documents
 _COLUMNS = ["chunk_id", "doc_id", "source", "title", "heading_path", "text", "position", "n_tokens", "path", "page",
             "kind", "image_path"]
@@ -120,7 +122,8 @@ class Retriever:
         indexed = {tuple(i.columns) for i in self.table.list_indices()}
         self.has_ann = ("vector",) in indexed
         self.has_title_ann = (TITLE_VECTOR,) in indexed
-        self.has_titles = TITLE_VECTOR in self.table.schema.names
+        self.columns = frozenset(self.table.schema.names)  # read once: LanceDB fetches the schema on each call
+        self.has_titles = TITLE_VECTOR in self.columns
         self.fusion = fusion or replace(PRIOR, title_weight=configured_weight(store.config))
 
     @cached_property
@@ -133,7 +136,7 @@ class Retriever:
         """The access prefilter of a call with these groups (None: the retriever's); None when unrestricted."""
         if groups is None and self.unrestricted:
             return None
-        if GROUPS_COLUMN not in self.table.schema.names:
+        if GROUPS_COLUMN not in self.columns:
             raise ConfigError(f"table '{self.store.name}' at version {self.table.version} predates access control "
                               "(no groups column); re-index it, or search a newer version")
         return visible_where(self.groups if groups is None else groups)
@@ -161,13 +164,16 @@ class Retriever:
             raise ValueError(f"k must be at least 1, not {k}")
         cap = self.config.per_doc if per_doc is None else per_doc
         where = combine(self.visible(groups), where_clause(filters or {}))
+        n = k if cap <= 0 and group_by == "chunk" else max(k, self.config.candidates)
+        # hybrid: the keyword half runs in LanceDB's threads while this one embeds the query
+        sparse = self._fts_queries(query, max(n, self.config.candidates), where) if mode == "hybrid" else None
         if mode != "fts" and vector is None:
             vector = self.embedder.embed([query])[0]
         self._log(query, mode, vector)  # fts logs no vector: query drift embeds logged fts queries when it reads them
-        n = k if cap <= 0 and group_by == "chunk" else max(k, self.config.candidates)
         while True:  # widen the candidate list until the cap or the grouping leaves k results (or nothing is left)
             ranked = self._ranked(query, mode, n, where, vector,
-                                  self.fusion.title_weight if title_weight is None else title_weight)
+                                  self.fusion.title_weight if title_weight is None else title_weight, sparse)
+            sparse = None  # a widened pass asks for more
             found = len(group_documents(ranked, 1)) if group_by == "doc" else len(cap_per_doc(ranked, cap))
             if found >= k or len(ranked) < n:
                 break
@@ -176,16 +182,22 @@ class Retriever:
             return group_documents(ranked, cap)[:k]
         return cap_per_doc(ranked, cap)[:k]
 
-    def _ranked(self, query: str, mode: str, n: int, where: str | None, vector, title_weight: float) -> list[Hit]:
+    @cached_property
+    def _pool(self) -> ThreadPoolExecutor:
+        """Threads that wait on LanceDB queries while the caller's thread embeds or runs another query."""
+        return ThreadPoolExecutor(2, thread_name_prefix="ragindex-search")
+
+    def _ranked(self, query: str, mode: str, n: int, where: str | None, vector, title_weight: float,
+                prefetched: FtsQueries | None = None) -> list[Hit]:
         if mode == "fts":
             return self._fts(query, n, where)
         if mode in ("dense", "dense_exact"):
             return self._dense(vector, n, where, mode == "dense_exact", title_weight)
         n = max(n, self.config.candidates)
         dense = {h.chunk_id: h for h in self._dense(vector, n, where, False, title_weight)}
-        sparse = {h.chunk_id: h for h in self._fts(query, n, where)}
+        sparse = {h.chunk_id: h for h in (self._fts_hits(prefetched, n) if prefetched else self._fts(query, n, where))}
         fused = self.fusion.fuse({c: h.score for c, h in dense.items()}, {c: h.score for c, h in sparse.items()})
-        return rank([Hit(**{**asdict(dense.get(c) or sparse[c]), "score": s}) for c, s in fused.items()])[:n]
+        return rank([replace(dense.get(c) or sparse[c], score=s) for c, s in fused.items()])[:n]
 
     def _log(self, query: str, mode: str, vector) -> None:
         if self.log_queries:
@@ -226,14 +238,27 @@ class Retriever:
     def _fts(self, text: str, k: int, where: str | None) -> list[Hit]:
         """BM25 over chunk text; a document's title match is added once, to its best chunk (or, when none of
         its chunks matched, to its first title-matching chunk), so a title never makes a document's chunks tie."""
+        return self._fts_hits(self._fts_queries(text, k, where), k) if text.strip() else []
+
+    def _fts_queries(self, text: str, k: int, where: str | None) -> FtsQueries:
+        """The text and title queries, started at once in the pool (whose tasks never wait on each other)."""
         if not text.strip():
-            return []
-        hits = [_hit(row, row["_score"]) for row in self._match(MatchQuery(text, "text"), k, where)]
+            return None, None
         boost = self.store.config.fts_title_boost
-        if not boost:
+        return (self._pool.submit(self._match, MatchQuery(text, "text"), k, where),
+                self._pool.submit(self._match, MatchQuery(text, "title"), k * TITLE_ROWS_PER_RESULT, where)
+                if boost else None)
+
+    def _fts_hits(self, queries: FtsQueries, k: int) -> list[Hit]:
+        text_rows, title_rows = queries
+        if text_rows is None:
+            return []
+        hits = [_hit(row, row["_score"]) for row in text_rows.result()]
+        if title_rows is None:
             return hits
+        boost = self.store.config.fts_title_boost
         titles: dict[str, dict] = {}
-        for row in self._match(MatchQuery(text, "title"), k * TITLE_ROWS_PER_RESULT, where):
+        for row in title_rows.result():
             best = titles.get(row["doc_id"])
             if best is None or (row["position"] or 0) < (best["position"] or 0):
                 titles[row["doc_id"]] = row
@@ -241,7 +266,7 @@ class Retriever:
         for hit in hits:  # hits are best first: a document's first hit is its best chunk
             if hit.doc_id in titles and hit.doc_id not in credited:
                 credited.add(hit.doc_id)
-                hit = Hit(**{**asdict(hit), "score": hit.score + boost * titles[hit.doc_id]["_score"]})
+                hit = replace(hit, score=hit.score + boost * titles[hit.doc_id]["_score"])
             out.append(hit)
         out += [_hit(row, boost * row["_score"]) for doc, row in titles.items() if doc not in credited]
         return rank(out)[:k]

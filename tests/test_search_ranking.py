@@ -119,3 +119,17 @@ def test_hybrid_serves_the_single_mode_a_fusion_choice_names(store, embedder) ->
 
 def _chunks_per_doc(store: IndexStore) -> Counter:
     return Counter(store.open().to_arrow().column("doc_id").to_pylist())
+
+
+def test_concurrent_searches_share_one_retriever_and_rank_as_alone(store, embedder) -> None:
+    """Hybrid and fts queries start their keyword queries in the retriever's pool: many callers at once (a
+    served model's threads) neither wait on each other forever nor mix results."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    retriever = Retriever(store, embedder)
+    queries = [(q, mode) for q in (QUERY, "keeper wick lamp glass", "fuel oil", "lens") for mode in ("fts", "hybrid")]
+    alone = [[(h.chunk_id, round(h.score, 6)) for h in retriever.search(q, mode, k=5)] for q, mode in queries]
+    with ThreadPoolExecutor(8) as callers:
+        together = list(callers.map(lambda qm: [(h.chunk_id, round(h.score, 6))
+                                                for h in retriever.search(qm[0], qm[1], k=5)], queries * 3))
+    assert together == alone * 3
