@@ -123,6 +123,7 @@ class Retriever:
         self.has_ann = ("vector",) in indexed
         self.has_title_ann = (TITLE_VECTOR,) in indexed
         self.columns = frozenset(self.table.schema.names)  # read once: LanceDB fetches the schema on each call
+        self._passes_all: dict[tuple[str, int], bool] = {}  # (access predicate, version) -> holds for every row
         self.has_titles = TITLE_VECTOR in self.columns
         self.fusion = fusion or replace(PRIOR, title_weight=configured_weight(store.config))
 
@@ -140,6 +141,18 @@ class Retriever:
             raise ConfigError(f"table '{self.store.name}' at version {self.table.version} predates access control "
                               "(no groups column); re-index it, or search a newer version")
         return visible_where(self.groups if groups is None else groups)
+
+    def _prefilter(self, groups: Iterable[str] | None) -> str | None:
+        """The access prefilter of a search, or None where this table version holds no row the caller may not
+        see: a filter that passes every row still costs a scan of the groups column on each query. Counted once
+        per predicate and table version (rows whose groups are null match nothing, so they keep the filter)."""
+        access = self.visible(groups)
+        if access is None:
+            return None
+        key = (access, self.table.version)  # a retriever on the latest version may see a newer one
+        if key not in self._passes_all:
+            self._passes_all[key] = self.table.count_rows(access) == self.table.count_rows()
+        return None if self._passes_all[key] else access
 
     def visible_doc_ids(self, groups: Iterable[str] | None = None) -> set[str] | None:
         """The documents with a chunk the caller may see (for tables keyed by document, such as the image
@@ -163,7 +176,7 @@ class Retriever:
         if k < 1:
             raise ValueError(f"k must be at least 1, not {k}")
         cap = self.config.per_doc if per_doc is None else per_doc
-        where = combine(self.visible(groups), where_clause(filters or {}))
+        where = combine(self._prefilter(groups), where_clause(filters or {}))
         n = k if cap <= 0 and group_by == "chunk" else max(k, self.config.candidates)
         # hybrid: the keyword half runs in LanceDB's threads while this one embeds the query
         sparse = self._fts_queries(query, max(n, self.config.candidates), where) if mode == "hybrid" else None

@@ -210,3 +210,22 @@ def test_registered_model_has_the_full_signature_and_serves_by_groups(build, tmp
         model.predict(pd.DataFrame([{"k": 3}]))
     with pytest.raises(ValueError, match="row 0: query is missing\nrow 1: k must be between 1 and 1000"):
         model.predict(pd.DataFrame([{"query": None, "k": 3}, {"query": "x", "k": 5000}]))
+
+
+def test_a_filter_that_passes_every_row_is_dropped_only_for_that_version(embedder, tmp_path) -> None:
+    """A caller who may see every row of a version searches without the groups scan; once a newer version (the
+    retriever's table moved to it) holds a row the caller may not see, the filter is back."""
+    corpus = tmp_path / "corpus"
+    _write(corpus, "public.md", "# Lighthouse\n\nThe keeper winds the brass clockwork every evening at dusk.\n")
+    made = Build(tmp_path, corpus, embedder)
+    made.run("first")
+    retriever = made.retriever(("eng",))
+    assert retriever._prefilter(None) is None  # every row is public
+    assert _docs(retriever, "keeper merger", "hybrid") == {"public.md"}
+    _write(corpus, "finance.md", f"---\naccess: [finance]\ntitle: Deal\n---\n# Merger\n\n{SECRET}\n")
+    made.run("second")
+    made.store.open()  # the latest version, as a long-lived retriever on the latest table sees it
+    assert retriever._prefilter(None) == visible_where(("eng",))
+    for mode in MODES:
+        assert "finance.md" not in _docs(retriever, "merger Northwind March", mode), mode
+    assert "finance.md" in _docs(made.retriever(("finance",)), "merger Northwind March", "fts")
