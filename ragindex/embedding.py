@@ -38,7 +38,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-SMALL_INPUT = 4  # a query or two: the single-thread query runner (no thread sync on tiny matrices)
+SMALL_INPUT = 4  # a query or two: the query runner (onnx_session.query_threads)
 PADDING_FLOOR = 0.75  # CPU batches end where a text is shorter than this share of the batch's longest
 MIN_ROWS = 8  # ... but never hold fewer rows than this (tiny matrices waste the threads)
 FINGERPRINT_MIN_COSINE = 0.9999  # backends this close to the fp32 reference share its fingerprint
@@ -235,12 +235,12 @@ class Embedder:
         matched the torch reference) answers on its own: no torch import, no load-time race, for a CLI search."""
         if self._runtime is None and self.onnx_dir and self.requested_device != "cuda" \
                 and self.requested_precision != "int8":
-            from ragindex.onnx_session import fp32_export, onnx_runner
+            from ragindex.onnx_session import fp32_export, onnx_runner, query_threads
 
             path = fp32_export(self.onnx_dir, self.fingerprint.id)
             if path.is_file():
                 if self._query is None:
-                    self._query = onnx_runner(path, 1)
+                    self._query = onnx_runner(path, query_threads())
                 return self._query, True
         runtime = self.load()._runtime
         return runtime.query, runtime.device == "cpu"

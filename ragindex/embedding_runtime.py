@@ -5,8 +5,9 @@ Precision (`embedder.precision`): `auto` considers bf16 (torch autocast) only wh
 probe batch embeds within FINGERPRINT_MIN_COSINE of fp32; everywhere else fp32. int8 (ONNX Runtime dynamic
 quantization) is used only when asked for. On a CPU the bulk runner is the fastest, timed at load on one batch,
 of torch eager fp32, ONNX Runtime fp32 (the model exported once with torch.onnx into `onnx_dir`) and, where
-allowed, torch bf16. Queries (a few texts) run fp32 on a single-thread ONNX Runtime session: a short query is
-bound by reading the weights, where one thread does not wait on another.
+allowed, torch bf16. Queries (a few texts) run fp32 on their own ONNX Runtime session: a short query is
+bound by reading the weights; it gets two threads where a core is idle and one on a busy machine
+(onnx_session.query_threads).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import torch
 
 from ragindex.embedding import FINGERPRINT_MIN_COSINE, ModelFingerprint
 from ragindex.errors import ConfigError
-from ragindex.onnx_session import fp32_export, onnx_runner
+from ragindex.onnx_session import fp32_export, onnx_runner, query_threads
 
 log = logging.getLogger(__name__)
 
@@ -253,12 +254,12 @@ def load_runtime(model_dir: Path, fingerprint: ModelFingerprint, device: str, pr
     if candidate == "int8":
         int8_path = quantize_int8(onnx_path, cache_dir / f"{fingerprint.id}-int8.onnx")
         bulk = onnx_runner(int8_path, threads)
-        return Runtime(device, "int8", "onnxruntime", "onnxruntime", bulk, onnx_runner(int8_path, 1),
+        return Runtime(device, "int8", "onnxruntime", "onnxruntime", bulk, onnx_runner(int8_path, query_threads()),
                        min_cosine(bulk(*probe), reference), flags)
     onnx_bulk = onnx_runner(onnx_path, threads)
     onnx_cosine = min_cosine(onnx_bulk(*probe), reference)
     if onnx_cosine >= ONNX_MIN_COSINE:
-        query, query_backend = onnx_runner(onnx_path, 1), "onnxruntime"
+        query, query_backend = onnx_runner(onnx_path, query_threads()), "onnxruntime"
     else:
         log.warning("ONNX export differs from torch (min cosine %.7f): embedding with torch", onnx_cosine)
         onnx_path.unlink(missing_ok=True)  # never picked up by a later process's query path

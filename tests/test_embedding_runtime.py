@@ -90,3 +90,18 @@ def test_embedder_fp32_loads_and_reports(tmp_path):
     assert embedder.backend == next(iter(info["backend_timings_s"]))  # the faster one
     assert sorted(p.name for p in tmp_path.iterdir()) == [f"{embedder.fingerprint.id}-fp32.onnx"]
     np.testing.assert_allclose(vectors[0], embedder.embed(["a query"])[0], atol=1e-5)
+
+
+def test_query_sessions_take_a_second_thread_only_where_a_core_is_idle(monkeypatch):
+    import os
+
+    from ragindex.onnx_session import query_threads
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.4, 0.4, 0.4))
+    assert query_threads() == 2
+    monkeypatch.setattr(os, "getloadavg", lambda: (1.6, 1.0, 1.0))  # both cores mostly taken
+    assert query_threads() == 1
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    assert query_threads() == 1
