@@ -235,12 +235,12 @@ class Embedder:
         matched the torch reference) answers on its own: no torch import, no load-time race, for a CLI search."""
         if self._runtime is None and self.onnx_dir and self.requested_device != "cuda" \
                 and self.requested_precision != "int8":
-            from ragindex.onnx_session import fp32_export, onnx_runner, query_threads
+            from ragindex.onnx_session import fp32_export, query_runner
 
             path = fp32_export(self.onnx_dir, self.fingerprint.id)
             if path.is_file():
                 if self._query is None:
-                    self._query = onnx_runner(path, query_threads())
+                    self._query = query_runner(path)
                 return self._query, True
         runtime = self.load()._runtime
         return runtime.query, runtime.device == "cpu"

@@ -29,7 +29,7 @@ import torch
 
 from ragindex.embedding import FINGERPRINT_MIN_COSINE, ModelFingerprint
 from ragindex.errors import ConfigError
-from ragindex.onnx_session import fp32_export, onnx_runner, query_threads
+from ragindex.onnx_session import fp32_export, onnx_runner, query_runner
 
 log = logging.getLogger(__name__)
 
@@ -254,12 +254,12 @@ def load_runtime(model_dir: Path, fingerprint: ModelFingerprint, device: str, pr
     if candidate == "int8":
         int8_path = quantize_int8(onnx_path, cache_dir / f"{fingerprint.id}-int8.onnx")
         bulk = onnx_runner(int8_path, threads)
-        return Runtime(device, "int8", "onnxruntime", "onnxruntime", bulk, onnx_runner(int8_path, query_threads()),
+        return Runtime(device, "int8", "onnxruntime", "onnxruntime", bulk, query_runner(int8_path),
                        min_cosine(bulk(*probe), reference), flags)
     onnx_bulk = onnx_runner(onnx_path, threads)
     onnx_cosine = min_cosine(onnx_bulk(*probe), reference)
     if onnx_cosine >= ONNX_MIN_COSINE:
-        query, query_backend = onnx_runner(onnx_path, query_threads()), "onnxruntime"
+        query, query_backend = query_runner(onnx_path), "onnxruntime"
     else:
         log.warning("ONNX export differs from torch (min cosine %.7f): embedding with torch", onnx_cosine)
         onnx_path.unlink(missing_ok=True)  # never picked up by a later process's query path

@@ -47,3 +47,16 @@ def onnx_runner(path: Path, threads: int) -> Runner:
         return session.run(None, {"input_ids": input_ids, "attention_mask": mask})[0]
 
     return run
+
+
+def query_runner(path: Path) -> Runner:
+    """The single-query runner: its session starts at the first query, with the threads the machine can give
+    then (query_threads), not while a build's or the load-time race's threads still hold the cores."""
+    session: list[Runner] = []
+
+    def run(input_ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        if not session:
+            session.append(onnx_runner(path, query_threads()))
+        return session[0](input_ids, mask)
+
+    return run
