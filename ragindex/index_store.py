@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import pyarrow as pa
-from lancedb.index import FTS, BTree
+from lancedb.index import FTS, BTree, IvfFlat, IvfHnswSq, IvfPq
 
 from ragindex.build_tag import BuildTag
 from ragindex.config import ANN_MIN_ROWS_FLOOR, IndexConfig
@@ -19,6 +19,7 @@ from ragindex.lance_tables import IN_LIST_BATCH, in_list, quote, scan_columns, t
 from ragindex.titles import TITLE_HASH, TITLE_VECTOR
 
 FINGERPRINT_KEY = "ragindex.fingerprint"
+ANN_KINDS = {"IVF_HNSW_SQ": IvfHnswSq, "IVF_PQ": IvfPq, "IVF_FLAT": IvfFlat}  # index.ann.index_type -> its config
 FTS_COLUMNS = ("text", "title")
 FILTER_FIELDS = ("source", "doc_id", "title", "path", "format", "heading_path", "fingerprint", "kind")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -254,8 +255,8 @@ class IndexStore:
     def _create_ann(self, table, rows: int, replace: bool = False, column: str = "vector") -> str:
         ann = self.config.ann
         partitions = ann.num_partitions or max(1, int(math.sqrt(rows) / 2))
-        table.create_index(metric="cosine", vector_column_name=column, index_type=ann.index_type,
-                           num_partitions=partitions, replace=replace)
+        kind = ANN_KINDS[ann.index_type]
+        table.create_index(column, config=kind(distance_type="cosine", num_partitions=partitions), replace=replace)
         return f"{'rebuilt' if replace else 'created'} {ann.index_type} ({partitions} partitions)"
 
     def rebuild_ann(self) -> str | None:
