@@ -40,6 +40,16 @@ def _ci(values: list[float]) -> str:
     return f"{mean:.3f} [{low:.3f}, {high:.3f}]"
 
 
+def _by_generator(rs, result, modes: tuple[str, ...]) -> dict[str, dict]:
+    """nDCG@10 of each mode over each generator's queries (with their count)."""
+    by_gen = {}
+    for gen in sorted(set(rs.evalset.generators.values())):
+        qids = [q for q, g in rs.evalset.generators.items() if g == gen and q in result.per_query["dense"]]
+        by_gen[gen] = {m: mean_metrics({q: result.per_query[m][q] for q in qids})["ndcg@10"] for m in modes} \
+            | {"n": len(qids)}
+    return by_gen
+
+
 def _cell(ci: dict, mode: str) -> str:
     v = ci[mode]["ndcg@10"]
     return f"{v['mean']:.3f} [{v['ci_low']:.3f}, {v['ci_high']:.3f}]"
@@ -61,11 +71,7 @@ def modes_by_cap(rs: RankingSet, embedder) -> tuple[list[str], dict]:
         lines.append(f"| {cap} | {_cell(ci, 'dense')} | {_cell(ci, 'fts')} | **{_cell(ci, 'hybrid')}** | "
                      f"{result.fusion.label} | {result.fusion.evidence} | {free.label}: {served['mean']:.3f} "
                      f"[{served['ci_low']:.3f}, {served['ci_high']:.3f}] |")
-        by_gen = {}
-        for gen in sorted(set(rs.evalset.generators.values())):
-            qids = [q for q, g in rs.evalset.generators.items() if g == gen and q in result.per_query["dense"]]
-            by_gen[gen] = {m: mean_metrics({q: result.per_query[m][q] for q in qids})["ndcg@10"]
-                           for m in ("dense", "fts", "hybrid")} | {"n": len(qids)}
+        by_gen = _by_generator(rs, result, ("dense", "fts", "hybrid"))
         lines_by_gen.append(f"| {cap} | " + " | ".join(
             f"{g}: {v['dense']:.3f} / {v['fts']:.3f} / {v['hybrid']:.3f}" for g, v in by_gen.items()) + " |")
         data[cap] = {"ci": {m: ci[m]["ndcg@10"] for m in ("dense", "dense_exact", "fts", "hybrid")},
@@ -166,11 +172,7 @@ def title_vectors(rs: RankingSet, embedder, uri: Path) -> tuple[list[str], dict]
         lines.append(f"| {name} | {_cell(ci, 'dense')} | {_cell(ci, 'fts')} | **{_cell(ci, 'hybrid')}** | "
                      f"{result.fusion.label} | {result.fusion.title_weight:g} | {titles.get('evidence', '-')} | "
                      f"{measured or '-'} | {folds} |")
-        by_gen = {}
-        for gen in sorted(set(rs.evalset.generators.values())):
-            qids = [q for q, g in rs.evalset.generators.items() if g == gen and q in result.per_query["dense"]]
-            by_gen[gen] = {m: mean_metrics({q: result.per_query[m][q] for q in qids})["ndcg@10"]
-                           for m in ("dense", "hybrid")}
+        by_gen = _by_generator(rs, result, ("dense", "hybrid"))
         data[name] = {"ci": {m: ci[m]["ndcg@10"] for m in ("dense", "dense_exact", "fts", "hybrid")},
                       "fusion": result.fusion.as_dict(), "latency_ms": result.latency_ms, "by_generator": by_gen}
     if any(d["by_generator"] for d in data.values()):
