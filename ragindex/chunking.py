@@ -173,16 +173,16 @@ class Chunker:
                 return j
         return first
 
-    def _fits(self, text: str) -> str:
-        """Guarantee the limit even where re-tokenising a joined text merges differently."""
-        while len(self.tokenizer.encode(text, add_special_tokens=True).ids) > self.max_tokens:
+    def _fits(self, text: str) -> tuple[str, int]:
+        """The text and its token count, cut until it fits even where re-tokenising a joined text merges
+        differently."""
+        while (n_tokens := len(self.tokenizer.encode(text, add_special_tokens=True).ids)) > self.max_tokens:
             text = text[: int(len(text) * 0.95)]
-        return text
+        return text, n_tokens
 
     def _chunk(self, document: Document, text: str, heading: str, position: int, page: int | None = None,
                image_path: str | None = None) -> Chunk | None:
-        text = self._fits(text)
-        n_tokens = len(self.tokenizer.encode(text, add_special_tokens=True).ids)
+        text, n_tokens = self._fits(text)
         if n_tokens - self._special < self.config.min_tokens:
             return None
         return Chunk(

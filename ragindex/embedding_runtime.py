@@ -1,5 +1,8 @@
 """The loaded model: precision and backend chosen at load time from the hardware and a probe.
 
+The torch module is the lean `BertEncoder` for plain BERT checkpoints (all-MiniLM-L6-v2 and most sentence
+encoders), else transformers' model with pooling.
+
 Precision (`embedder.precision`): `auto` considers bf16 (torch autocast) only where the CPU has native bf16
 (avx512_bf16 or amx_bf16 in /proc/cpuinfo) or on CUDA (bf16 where supported, else fp16), and keeps it only if a
 probe batch embeds within FINGERPRINT_MIN_COSINE of fp32; everywhere else fp32. int8 (ONNX Runtime dynamic
@@ -27,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ragindex.bert_encoder import BertEncoder, load_bert, with_matmul_dtype
 from ragindex.embedding import FINGERPRINT_MIN_COSINE, ModelFingerprint
 from ragindex.errors import ConfigError
 from ragindex.onnx_session import fp32_export, onnx_runner, query_runner
@@ -88,6 +92,23 @@ class PooledModel(torch.nn.Module):
         return torch.nn.functional.normalize(pooled, p=2, dim=1) if self.normalize else pooled
 
 
+def fp32_model(model_dir: Path, fingerprint: ModelFingerprint) -> torch.nn.Module:
+    """The fp32 reference: the lean BertEncoder where the checkpoint is a plain BERT, else transformers' model
+    with pooling (slower to import and to run, same function)."""
+    model = load_bert(model_dir, fingerprint.pooling, fingerprint.normalize)
+    if model is not None:
+        return model
+    from transformers import AutoModel
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    hf_model = AutoModel.from_pretrained(str(model_dir), local_files_only=True).eval()
+    if getattr(hf_model, "pooler", None) is not None:
+        hf_model.pooler = None  # BERT's CLS pooler feeds nothing we return
+    return PooledModel(hf_model, fingerprint.pooling, fingerprint.normalize).eval()
+
+
 def low_precision_copy(model: PooledModel, dtype: torch.dtype) -> PooledModel:
     """A copy whose Linear weights are cast to `dtype` once. Autocast would cast every fp32 weight again on each
     call (its cast cache works only for tensors that require grad); pre-cast weights give the same numbers, since
@@ -100,7 +121,8 @@ def low_precision_copy(model: PooledModel, dtype: torch.dtype) -> PooledModel:
     return low.eval()
 
 
-def torch_runner(model: PooledModel, device: str, autocast: torch.dtype | None, threads: int | None = None) -> Runner:
+def torch_runner(model: torch.nn.Module, device: str, autocast: torch.dtype | None,
+                 threads: int | None = None) -> Runner:
     """Run the torch module (autocast to bf16/fp16 when given); `threads` pins the thread count per call."""
 
     def run(input_ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -118,7 +140,7 @@ def torch_runner(model: PooledModel, device: str, autocast: torch.dtype | None, 
     return run
 
 
-def export_onnx(model: PooledModel, path: Path) -> Path:
+def export_onnx(model: torch.nn.Module, path: Path) -> Path:
     """Export once (fp32, dynamic batch and length); an existing file for this fingerprint is reused."""
     if path.is_file():
         return path
@@ -216,28 +238,23 @@ def probe_batch(model_dir: Path, max_length: int, rows: int = 0, width: int = 0)
 def load_runtime(model_dir: Path, fingerprint: ModelFingerprint, device: str, precision: str,
                  onnx_dir: Path | None) -> Runtime:
     """Load the weights, pick precision and backends, and verify each against the fp32 torch reference."""
-    from transformers import AutoModel
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
-    hf_logging.set_verbosity_error()
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and precision == "int8":
         raise ConfigError("embedder.precision: int8 runs on the CPU (ONNX Runtime); use device: cpu")
     flags = cpu_flags()
     candidate = choose_precision(precision, device, flags, device == "cuda" and torch.cuda.is_bf16_supported())
-    hf_model = AutoModel.from_pretrained(str(model_dir), local_files_only=True).to(device).eval()
-    if getattr(hf_model, "pooler", None) is not None:
-        hf_model.pooler = None  # BERT's CLS pooler feeds nothing we return
-    model = PooledModel(hf_model, fingerprint.pooling, fingerprint.normalize).eval()
+    model = fp32_model(model_dir, fingerprint).to(device).eval()
     probe = probe_batch(model_dir, fingerprint.max_length)
     fp32 = torch_runner(model, device, None)
     reference = fp32(*probe)
     low, low_cosine = None, 1.0
     if candidate in ("bf16", "fp16"):
         dtype = torch.bfloat16 if candidate == "bf16" else torch.float16
-        low = torch_runner(low_precision_copy(model, dtype), device, dtype)
+        if isinstance(model, BertEncoder):  # casts where its GEMMs need them, no autocast
+            low = torch_runner(with_matmul_dtype(model, dtype), device, None)
+        else:
+            low = torch_runner(low_precision_copy(model, dtype), device, dtype)
         low_cosine = min_cosine(low(*probe), reference)
         if low_cosine < FINGERPRINT_MIN_COSINE:
             log.warning("%s probe min cosine %.6f < %s: embedding in fp32", candidate, low_cosine,

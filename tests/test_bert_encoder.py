@@ -1,0 +1,98 @@
+"""The lean BERT encoder computes transformers' function, in fp32 and within tolerance in bf16."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from ragindex.bert_encoder import BertEncoder, load_bert, with_matmul_dtype
+from ragindex.embedding import FINGERPRINT_MIN_COSINE, model_fingerprint, resolve_model_dir
+from ragindex.embedding_runtime import (
+    NATIVE_BF16_FLAGS,
+    ONNX_MIN_COSINE,
+    PooledModel,
+    cpu_flags,
+    export_onnx,
+    fp32_model,
+    min_cosine,
+    onnx_runner,
+    probe_batch,
+    torch_runner,
+)
+
+MODEL = "all-MiniLM-L6-v2"
+
+
+@pytest.fixture(scope="module")
+def transformers_model():
+    from transformers import AutoModel
+
+    return AutoModel.from_pretrained(str(resolve_model_dir(MODEL))).eval()
+
+
+@pytest.fixture(scope="module")
+def batch():
+    batch = probe_batch(resolve_model_dir(MODEL), model_fingerprint(MODEL).max_length)
+    assert batch[1].min() == 0  # padded rows: the mask must be honoured
+    return batch
+
+
+@pytest.mark.parametrize("pooling", ["mean", "cls"])
+def test_fp32_equals_transformers(transformers_model, batch, pooling):
+    encoder = load_bert(resolve_model_dir(MODEL), pooling, True)
+    assert isinstance(encoder, BertEncoder)
+    reference = torch_runner(PooledModel(transformers_model, pooling, True).eval(), "cpu", None)(*batch)
+    ours = torch_runner(encoder, "cpu", None)(*batch)
+    assert np.abs(ours - reference).max() < 1e-5
+    assert min_cosine(ours, reference) >= 0.999999
+
+
+def test_embedder_vectors_equal_sentence_transformers(tmp_path):
+    from sentence_transformers import SentenceTransformer
+
+    from ragindex.embedding import Embedder
+
+    texts = ["how does the with statement work", "x", "Lists are mutable sequences. " * 60]
+    embedder = Embedder(MODEL, precision="fp32", onnx_dir=tmp_path)
+    expected = SentenceTransformer(str(resolve_model_dir(MODEL)), device="cpu").encode(texts)
+    assert isinstance(fp32_model(embedder.model_dir, embedder.fingerprint), BertEncoder)
+    assert min_cosine(embedder.embed(texts), expected) >= 0.99999
+
+
+def test_onnx_export_of_the_encoder(tmp_path, batch):
+    encoder = load_bert(resolve_model_dir(MODEL), "mean", True)
+    reference = torch_runner(encoder, "cpu", None)(*batch)
+    path = export_onnx(encoder, tmp_path / "encoder.onnx")
+    assert min_cosine(onnx_runner(path, 1)(*batch), reference) >= ONNX_MIN_COSINE
+
+
+@pytest.mark.skipif(not cpu_flags() & NATIVE_BF16_FLAGS, reason="needs a CPU with native bf16 (avx512_bf16/amx)")
+def test_bf16_copy_within_tolerance_and_original_untouched(batch):
+    import torch
+
+    encoder = load_bert(resolve_model_dir(MODEL), "mean", True)
+    low = with_matmul_dtype(encoder, torch.bfloat16)
+    assert low.layers[0].qkv.weight.dtype == torch.bfloat16
+    assert low.layers[0].attention_norm.weight.dtype == torch.float32  # norms and residuals stay fp32
+    assert encoder.layers[0].qkv.weight.dtype == torch.float32
+    fp32 = torch_runner(encoder, "cpu", None)(*batch)
+    assert min_cosine(torch_runner(low, "cpu", None)(*batch), fp32) >= FINGERPRINT_MIN_COSINE
+
+
+def test_other_checkpoints_fall_back_to_transformers(tmp_path):
+    source = resolve_model_dir(MODEL)
+    other = tmp_path / "roberta-like"
+    shutil.copytree(source, other)
+    config = json.loads((other / "config.json").read_text())
+    (other / "config.json").write_text(json.dumps({**config, "position_embedding_type": "relative_key"}))
+    assert load_bert(other, "mean", True) is None  # relative positions: not the lean encoder's function
+
+    partial = tmp_path / "partial"
+    shutil.copytree(source, partial)
+    from safetensors.torch import load_file, save_file
+
+    weights = load_file(str(partial / "model.safetensors"))
+    del weights["encoder.layer.5.output.dense.bias"]
+    save_file(weights, str(partial / "model.safetensors"))
+    assert load_bert(partial, "mean", True) is None  # a missing tensor is never filled in silently
