@@ -3,14 +3,14 @@
 The torch module is the lean `BertEncoder` for plain BERT checkpoints (all-MiniLM-L6-v2 and most sentence
 encoders), else transformers' model with pooling.
 
-Precision (`embedder.precision`): `auto` considers bf16 (torch autocast) only where the CPU has native bf16
-(avx512_bf16 or amx_bf16 in /proc/cpuinfo) or on CUDA (bf16 where supported, else fp16), and keeps it only if a
-probe batch embeds within FINGERPRINT_MIN_COSINE of fp32; everywhere else fp32. int8 (ONNX Runtime dynamic
-quantization) is used only when asked for. On a CPU the bulk runner is the fastest, timed at load on one batch,
-of torch eager fp32, ONNX Runtime fp32 (the model exported once with torch.onnx into `onnx_dir`) and, where
-allowed, torch bf16. Queries (a few texts) run fp32 on their own ONNX Runtime session: a short query is
-bound by reading the weights; it gets two threads where a core is idle and one on a busy machine
-(onnx_session.query_threads).
+Precision (`embedder.precision`): `auto` considers bf16 (the encoder's GEMMs in bf16, or torch autocast for the
+transformers fallback) only where the CPU has native bf16 (avx512_bf16 or amx_bf16 in /proc/cpuinfo) or on CUDA
+(bf16 where supported, else fp16), and keeps it only if a probe batch embeds within FINGERPRINT_MIN_COSINE of fp32;
+everywhere else fp32. int8 (ONNX Runtime dynamic quantization) is used only when asked for. On a CPU the bulk
+runner is the faster, timed at load on one batch, of ONNX Runtime fp32 (the model exported once with torch.onnx
+into `onnx_dir`) and torch: bf16 where allowed, else fp32. Queries (a few texts) run fp32 on their own ONNX
+Runtime session: a short query is bound by reading the weights; it gets two threads where a core is idle and one
+on a busy machine (onnx_session.query_threads).
 """
 
 from __future__ import annotations
@@ -281,8 +281,9 @@ def load_runtime(model_dir: Path, fingerprint: ModelFingerprint, device: str, pr
         log.warning("ONNX export differs from torch (min cosine %.7f): embedding with torch", onnx_cosine)
         onnx_path.unlink(missing_ok=True)  # never picked up by a later process's query path
         onnx_bulk, query, query_backend = None, torch_runner(model, device, None, threads=1), "torch"
-    # the race: torch fp32, ONNX Runtime fp32 (if its export is right) and bf16 (if native and within tolerance)
-    contenders = {"torch": ("fp32", fp32, 1.0), "onnxruntime": ("fp32", onnx_bulk, onnx_cosine),
+    # the race: ONNX Runtime fp32 (if its export is right) against torch bf16 where it is native and within
+    # tolerance, else against torch fp32 (the same module with bf16 GEMMs never loses to itself in fp32)
+    contenders = {"torch": ("fp32", None if low else fp32, 1.0), "onnxruntime": ("fp32", onnx_bulk, onnx_cosine),
                   "torch-bf16": (candidate, low, low_cosine)}
     contenders = {name: entry for name, entry in contenders.items() if entry[1] is not None}
     # 16 rows: bf16's edge grows with the batch (measured: 1.1x ONNX Runtime at 8x128, 1.4x at 16, 1.6x at 32+)
