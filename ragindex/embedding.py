@@ -226,9 +226,13 @@ class Embedder:
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Embed texts (any order) into a float32 array of shape (len(texts), dimension), L2-normalised."""
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        for positions, vectors in self._embed_batches(texts, small=len(texts) <= SMALL_INPUT):
+        for positions, vectors in self.embed_batches(texts):
             out[positions] = vectors
         return out
+
+    def embed_batches(self, texts: Sequence[str]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(positions in `texts`, vectors) per model batch as each finishes, longest texts first."""
+        return self._embed_batches(texts, small=len(texts) <= SMALL_INPUT)
 
     def _query_runner(self):
         """The single-query runner. Before the model is loaded, a cached fp32 ONNX export (kept only once it
