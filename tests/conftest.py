@@ -11,10 +11,22 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 WITH_SENTENCE = "The lighthouse keeper winds the brass clockwork every evening at dusk."
 
 
+@pytest.fixture(scope="session")
+def model_cache(tmp_path_factory) -> Path:
+    """One model cache (weights hashes, ONNX exports) for the session's data directories, as one data directory
+    keeps it across runs: both are keyed by the weights' stats and the model fingerprint, and written atomically.
+    Without it every test's first model load hashes the weights and exports the ONNX graph again.
+    A cold cache (the export made on first load) is tested with directories of their own: test_embedding.py,
+    test_embedding_runtime.py, test_strict_input.py and test_quality_blocking.py's CLI test."""
+    return tmp_path_factory.mktemp("models")
+
+
 @pytest.fixture(autouse=True)
-def isolated_data_dir(tmp_path_factory, monkeypatch):
-    """Every test writes its state (tables, caches, Dagster instance) under a temporary directory."""
+def isolated_data_dir(tmp_path_factory, monkeypatch, model_cache):
+    """Every test writes its state (tables, caches, Dagster instance) under a temporary directory; its model
+    cache is the session's."""
     root = tmp_path_factory.mktemp("data")
+    (root / "models").symlink_to(model_cache, target_is_directory=True)
     monkeypatch.setenv("RAGINDEX_DATA_DIR", str(root))
     return root
 

@@ -158,6 +158,20 @@ def ray_head(num_cpus: int = 2) -> Iterator[RayHead]:
         time.sleep(2)  # the raylet registers after the GCS port opens
         yield RayHead(f"127.0.0.1:{port}", head)
     finally:
-        if head.poll() is None:
-            os.killpg(head.pid, signal.SIGTERM)  # the head's own session: its GCS, raylet and workers
+        # the head's own session (its GCS and raylet) and its workers (each in a group of its own). Asked with
+        # SIGTERM they take ~30 s (the GCS and the idle workers wait on each other); a test cluster has nothing to
+        # flush, so after a short grace whatever is left is killed.
+        import psutil
+
+        started = psutil.Process(head.pid).children(recursive=True) if head.poll() is None else []
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(head.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            head.wait(timeout=3)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(head.pid, signal.SIGKILL)
+        for process in started:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.kill()
         head.wait(timeout=60)
+        psutil.wait_procs(started, timeout=30)

@@ -40,9 +40,11 @@ def _slice(out: Path, n_queries: int = 12, distractors: int = 120) -> Path:
 
 
 @pytest.fixture(scope="module")
-def evaluated(tmp_path_factory):
+def evaluated(tmp_path_factory, model_cache):
     root = tmp_path_factory.mktemp("eval")
     dataset = _slice(root / "slice")
+    (root / "data").mkdir()
+    (root / "data" / "models").symlink_to(model_cache, target_is_directory=True)  # the session's (conftest.py)
     with pytest.MonkeyPatch.context() as patch, instance_for_test(temp_dir=str(root)) as instance:
         patch.setenv("RAGINDEX_DATA_DIR", str(root / "data"))
         patch.delenv("MLFLOW_TRACKING_URI", raising=False)

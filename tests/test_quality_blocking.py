@@ -142,8 +142,14 @@ def test_dagster_cli_exits_non_zero_when_a_blocking_check_fails(tmp_path, monkey
                "RAGINDEX_DATA_DIR": str(tmp_path / "data")}
         for name, value in env.items():
             monkeypatch.setenv(name, value)
+        # the in-process executor keeps the steps in this process, as the docstring says (the CLI would otherwise
+        # spawn a process per step, each importing the code location again); the blocking check, the skipped steps
+        # and the exit code are the executor's plan either way. The per-step processes of the same command run in
+        # test_multiprocess_s3.py and in `make test` (scripts/ci_materialize.sh).
+        in_process = json.dumps({"execution": {"config": {"in_process": {}}}})
         done = CliRunner().invoke(dagster_cli, ["asset", "materialize", "-m", "ragindex_app.pipelines.definitions",
-                                                "--select", "*", "--partition", str(partition.key)], env=env)
+                                                "--select", "*", "--partition", str(partition.key),
+                                                "--config-json", in_process], env=env)
         assert done.exit_code != 0 and "Materialization failed" in done.output, done.output[-3000:]
         run = instance.get_runs(limit=1)[0]
         checks = {e.dagster_event.event_specific_data.check_name: e.dagster_event.event_specific_data

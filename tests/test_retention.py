@@ -13,7 +13,7 @@ import pytest
 from ragindex.retention import cleanup_versions, tag_versions
 from ragindex.tracking import Tracker
 
-GAP = 0.3  # seconds between commits, so every version has its own moment
+GAP = 0.05  # seconds between commits, so every version has its own moment: 50x the 1 ms cutoffs below
 
 
 @pytest.fixture
