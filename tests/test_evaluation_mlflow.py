@@ -4,6 +4,7 @@ MLflow run + registered retriever + champion gate + rollback, and the served mod
 import json
 import os
 import random
+import signal
 import socket
 import subprocess
 import sys
@@ -165,7 +166,7 @@ def test_served_champion_answers_like_the_cli(evaluated, capsys):
     server = subprocess.Popen([sys.executable, "-m", "mlflow", "models", "serve", "-m",
                                f"models:/ragindex-retriever-{table}@champion", "--env-manager", "local",
                                "-h", "127.0.0.1", "-p", str(port)], env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+                              stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.time() + 120
         while time.time() < deadline:
@@ -178,9 +179,13 @@ def test_served_champion_answers_like_the_cli(evaluated, capsys):
         request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", body,
                                          {"Content-Type": "application/json"})
         served = json.loads(urllib.request.urlopen(request, timeout=60).read())["predictions"][0]
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    finally:  # the CLI and the web server it starts share a session: stop both, killing what ignores SIGTERM
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(timeout=30)
     assert [h["chunk_id"] for h in served] == cli
 
 

@@ -90,14 +90,16 @@ def test_over_length_chunks_block_embedding_and_indexing(project, monkeypatch):
 def test_nan_vectors_never_reach_the_cache_or_the_index(project, monkeypatch):
     config, instance = project
 
-    embed = Embedder.embed
+    embed_batches = Embedder.embed_batches
 
-    def nan_vectors(self, texts):  # a model that returns a NaN: the vectors reach the cache as they are
-        matrix = embed(self, texts).copy()
-        matrix[0, 3] = np.nan
-        return matrix
+    def nan_vectors(self, texts):  # a model whose first batch has a NaN: the vectors reach the cache as they are
+        for number, (positions, vectors) in enumerate(embed_batches(self, texts)):
+            if number == 0:
+                vectors = vectors.copy()
+                vectors[0, 3] = np.nan
+            yield positions, vectors
 
-    monkeypatch.setattr(Embedder, "embed", nan_vectors)
+    monkeypatch.setattr(Embedder, "embed_batches", nan_vectors)
     result = run(config, instance)
     assert not result.success and _checks(result)["chunks_quality"].passed
     assert "non-finite vectors" in failure_message(result)
