@@ -104,7 +104,7 @@ class AnnConfig(_Strict):
 
     min_rows: int = Field(default=4096, ge=0)
     index_type: Literal["IVF_HNSW_SQ", "IVF_PQ", "IVF_FLAT"] = "IVF_HNSW_SQ"
-    num_partitions: int | None = None
+    num_partitions: int | None = None  # None: LanceDB sizes them per index type (IndexStore._create_ann)
     nprobes: int = Field(default=20, gt=0)
     refine_factor: int | None = None
     ef: int = Field(default=64, gt=0)
