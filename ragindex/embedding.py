@@ -235,10 +235,6 @@ class Embedder:
             out[positions] = vectors
         return out
 
-    def embed_batches(self, texts: Sequence[str]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """(positions in `texts`, vectors) per model batch as each finishes, longest texts first."""
-        return self._embed_batches(texts, small=len(texts) <= SMALL_INPUT)
-
     def _query_runner(self):
         """The single-query runner. Before the model is loaded, a cached fp32 ONNX export (kept only once it
         matched the torch reference) answers on its own: no torch import, no load-time race, for a CLI search."""
@@ -254,10 +250,12 @@ class Embedder:
         runtime = self.load()._runtime
         return runtime.query, runtime.device == "cpu"
 
-    def _embed_batches(self, texts: Sequence[str], small: bool) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """(positions, vectors) per batch, longest texts first, so padding is minimal. On a CPU a batch also ends
-        where texts get much shorter (_batches) and bulk batches pad to a multiple of WIDTH_STEP; token ids go into
-        the padded arrays in one numpy pass."""
+    def embed_batches(self, texts: Sequence[str]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(positions in `texts`, vectors) per model batch as each finishes, longest texts first, so padding is
+        minimal. A few texts (a query) go to the query runner. On a CPU a batch also ends where texts get much
+        shorter (_batches) and bulk batches pad to a multiple of WIDTH_STEP; token ids go into the padded arrays
+        in one numpy pass."""
+        small = len(texts) <= SMALL_INPUT
         if small:
             runner, cpu = self._query_runner()
         else:

@@ -146,12 +146,14 @@ def _in_process(embedder, missing: list[str], texts_by_hash: dict[str, str]) -> 
         return
     positions: list[np.ndarray] = []
     vectors: list[np.ndarray] = []
+    held = 0
     for rows, out in batches([texts_by_hash[h] for h in missing]):
         positions.append(rows)
         vectors.append(out)
-        if sum(map(len, positions)) >= EMBED_BATCH:
+        held += len(rows)
+        if held >= EMBED_BATCH:
             yield [missing[i] for i in np.concatenate(positions)], np.concatenate(vectors)
-            positions, vectors = [], []
+            positions, vectors, held = [], [], 0
     if positions:
         yield [missing[i] for i in np.concatenate(positions)], np.concatenate(vectors)
 

@@ -80,16 +80,31 @@ def test_bf16_copy_within_tolerance_and_original_untouched(batch):
     assert min_cosine(torch_runner(low, "cpu", None)(*batch), fp32) >= FINGERPRINT_MIN_COSINE
 
 
-def test_other_checkpoints_fall_back_to_transformers(tmp_path):
-    source = resolve_model_dir(MODEL)
-    other = tmp_path / "roberta-like"
-    shutil.copytree(source, other)
-    config = json.loads((other / "config.json").read_text())
-    (other / "config.json").write_text(json.dumps({**config, "position_embedding_type": "relative_key"}))
-    assert load_bert(other, "mean", True) is None  # relative positions: not the lean encoder's function
+def _variant(tmp_path, name: str, config_changes: dict):
+    """The packaged checkpoint under another config: every file linked but config.json."""
+    source, folder = resolve_model_dir(MODEL), tmp_path / name
+    folder.mkdir()
+    for item in source.iterdir():
+        if item.name != "config.json":
+            (folder / item.name).symlink_to(item)
+    config = json.loads((source / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, **config_changes}))
+    return folder
+
+
+def test_other_checkpoints_fall_back_to_transformers(tmp_path, batch):
+    relu = _variant(tmp_path, "relu", {"hidden_act": "relu"})  # a BERT the lean encoder does not compute
+    assert load_bert(relu, "mean", True) is None
+    fingerprint = model_fingerprint(str(relu))
+    fallback = fp32_model(relu, fingerprint)
+    assert isinstance(fallback, PooledModel)  # transformers' model, which honours the config
+    lean = torch_runner(load_bert(resolve_model_dir(MODEL), "mean", True), "cpu", None)(*batch)
+    assert min_cosine(torch_runner(fallback, "cpu", None)(*batch), lean) < 0.99  # relu, not the gelu encoder
+    assert load_bert(_variant(tmp_path, "relative", {"position_embedding_type": "relative_key"}), "mean",
+                     True) is None
 
     partial = tmp_path / "partial"
-    shutil.copytree(source, partial)
+    shutil.copytree(resolve_model_dir(MODEL), partial)
     from safetensors.torch import load_file, save_file
 
     weights = load_file(str(partial / "model.safetensors"))
