@@ -3,18 +3,21 @@
 It computes what `transformers`' BertModel plus mean/CLS pooling computes (cosine >= 0.99999 to it and to
 sentence-transformers in fp32, tests/test_bert_encoder.py) with less in the way: Q, K and V are one fused GEMM,
 attention is `scaled_dot_product_attention`, and there is no per-call mask building or output bookkeeping.
-Its low-precision copy (`with_matmul_dtype`) runs only the GEMMs and attention in bf16/fp16 and keeps the
-residual stream, the layer norms and the pooling in fp32, which is what autocast computes, without autocast's
-casts of every activation at every op: 1.9x the autocast path's bulk throughput on an AVX512-BF16 CPU (measured,
-docs/benchmarks.md). Loading needs `safetensors` (or torch for a .bin checkpoint), not `transformers`, so the
-model loads in a fraction of the time. Checkpoints it does not cover (another architecture, relative positions,
-another activation) return None from `load_bert`, and the caller falls back to transformers.
+`bulk_copy` makes the copy that embeds corpora: on a CPU it drops the padding (the GEMMs, norms and GELU see only
+real tokens; only attention runs padded), and in bf16 its GEMMs use weights oneDNN has reordered once, with the
+GELU fused into the up-projection, while the residual stream, the layer norms and the pooling stay fp32 (what
+autocast computes, without autocast's casts at every op). Measured on an AVX512-BF16 CPU: 1.26x the padded bf16
+copy on MS MARCO passages (docs/benchmarks.md). Loading needs `safetensors` (or torch for a .bin checkpoint),
+not `transformers`, so the model loads in a fraction of the time. Checkpoints it does not cover (another
+architecture, relative positions, another activation) return None from `load_bert`, and the caller falls back
+to transformers.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -23,6 +26,10 @@ from torch import nn
 
 ACTIVATIONS = {"gelu": "none", "gelu_new": "tanh", "gelu_pytorch_tanh": "tanh"}  # name -> F.gelu approximate
 PREFIXES = ("bert.", "model.")  # checkpoints saved from a wrapper carry the BertModel under one of these
+ROWS_HINT = 4096  # tokens per GEMM oneDNN lays the packed weights out for (any count runs; a bulk batch is ~6k)
+
+
+Attend = Callable[[torch.Tensor, int], torch.Tensor]  # (fused Q/K/V rows, heads) -> attended rows
 
 
 class EncoderLayer(nn.Module):
@@ -30,24 +37,38 @@ class EncoderLayer(nn.Module):
 
     def __init__(self, hidden: int, intermediate: int, heads: int, eps: float, approximate: str):
         super().__init__()
-        self.heads, self.approximate = heads, approximate
+        self.heads = heads
         self.qkv = nn.Linear(hidden, 3 * hidden)
         self.attention_out = nn.Linear(hidden, hidden)
         self.attention_norm = nn.LayerNorm(hidden, eps=eps)
         self.up = nn.Linear(hidden, intermediate)
+        self.activation: nn.Module = nn.GELU(approximate)
         self.down = nn.Linear(intermediate, hidden)
         self.output_norm = nn.LayerNorm(hidden, eps=eps)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """x: (batch, tokens, hidden) in fp32; mask: (batch, 1, 1, tokens), True where a token may be attended."""
-        batch, tokens, hidden = x.shape
-        dtype = self.qkv.weight.dtype  # the GEMMs' dtype: fp32, or bf16/fp16 in a low-precision copy
-        qkv = self.qkv(x.to(dtype)).view(batch, tokens, 3, self.heads, hidden // self.heads).permute(2, 0, 3, 1, 4)
-        attended = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], attn_mask=mask)
-        attended = self.attention_out(attended.transpose(1, 2).reshape(batch, tokens, hidden))
+    def forward(self, x: torch.Tensor, attend: Attend) -> torch.Tensor:
+        """x: (..., hidden) fp32 token states, padded (batch, tokens, hidden) or unpadded (tokens, hidden);
+        `attend` runs attention over them in their layout."""
+        dtype = self.attention_out.bias.dtype  # the GEMMs' dtype: fp32, or bf16/fp16 in a low-precision copy
+        attended = self.attention_out(attend(self.qkv(x.to(dtype)), self.heads))
         x = self.attention_norm(x + attended.to(x.dtype))
-        inner = F.gelu(self.up(x.to(dtype)), approximate=self.approximate)
+        inner = self.activation(self.up(x.to(dtype)))
         return self.output_norm(x + self.down(inner).to(x.dtype))
+
+
+class PackedLinear(nn.Module):
+    """A bf16 Linear whose weight oneDNN reordered once into its GEMM layout (what torch.compile's CPU freezing
+    does), optionally with the GELU fused into the GEMM's epilogue."""
+
+    def __init__(self, linear: nn.Linear, gelu: str | None = None):
+        super().__init__()
+        weight = linear.weight.detach().to(torch.bfloat16)
+        self.weight = torch.ops.mkldnn._reorder_linear_weight(weight, ROWS_HINT)
+        self.bias = linear.bias.detach().to(torch.bfloat16)
+        self.attr, self.algorithm = ("gelu", gelu) if gelu else ("none", "")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, self.attr, [], self.algorithm)
 
 
 class BertEncoder(nn.Module):
@@ -67,13 +88,15 @@ class BertEncoder(nn.Module):
             for _ in range(config["num_hidden_layers"]))
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        tokens = input_ids.shape[1]
-        positions = torch.arange(tokens, device=input_ids.device)
-        x = self.word_embeddings(input_ids) + self.position_embeddings(positions) + self.token_type_embeddings.weight[0]
-        x = self.embedding_norm(x)
+        batch, tokens = input_ids.shape
         mask = attention_mask.bool()[:, None, None, :]
+
+        def attend(qkv: torch.Tensor, heads: int) -> torch.Tensor:
+            return _attention(qkv, mask, batch, tokens, heads)
+
+        x = self._embed(input_ids, torch.arange(tokens, device=input_ids.device))
         for layer in self.layers:
-            x = layer(x, mask)
+            x = layer(x, attend)
         if self.pooling == "cls":
             pooled = x[:, 0]
         else:
@@ -81,15 +104,77 @@ class BertEncoder(nn.Module):
             pooled = (x * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
         return F.normalize(pooled, p=2, dim=1) if self.normalize else pooled
 
+    def forward_unpadded(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """The same function over the real tokens only, (tokens, hidden): the GEMMs, norms and GELU skip the
+        padding; attention scatters the tokens into the padded layout and gathers its output back."""
+        batch, tokens = input_ids.shape
+        real = attention_mask.reshape(-1).nonzero().squeeze(1)  # flat (row * tokens + position) of real tokens
+        mask = attention_mask.bool()[:, None, None, :]
 
-def with_matmul_dtype(encoder: BertEncoder, dtype: torch.dtype) -> BertEncoder:
-    """A copy whose GEMM weights (and so its GEMMs and attention) are in `dtype`; norms, residuals, embeddings
-    and pooling stay fp32. The original is untouched."""
-    low = copy.deepcopy(encoder)
-    for layer in low.layers:
-        for linear in (layer.qkv, layer.attention_out, layer.up, layer.down):
-            linear.to(dtype)
-    return low.eval()
+        def attend(qkv: torch.Tensor, heads: int) -> torch.Tensor:
+            padded = qkv.new_zeros(batch * tokens, qkv.shape[1]).index_copy_(0, real, qkv)
+            return _attention(padded, mask, batch, tokens, heads).reshape(batch * tokens, -1).index_select(0, real)
+
+        x = self._embed(input_ids.reshape(-1).index_select(0, real), real % tokens)
+        for layer in self.layers:
+            x = layer(x, attend)
+        rows = real // tokens
+        if self.pooling == "cls":
+            pooled = x.index_select(0, (attention_mask.sum(1).cumsum(0) - attention_mask.sum(1)))
+        else:
+            counts = attention_mask.sum(1, keepdim=True).clamp(min=1).to(x.dtype)
+            pooled = x.new_zeros(batch, x.shape[1]).index_add_(0, rows, x) / counts
+        return F.normalize(pooled, p=2, dim=1) if self.normalize else pooled
+
+    def _embed(self, input_ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        x = self.word_embeddings(input_ids) + self.position_embeddings(positions) + self.token_type_embeddings.weight[0]
+        return self.embedding_norm(x)
+
+
+def _attention(qkv: torch.Tensor, mask: torch.Tensor, batch: int, tokens: int, heads: int) -> torch.Tensor:
+    """Fused Q/K/V rows of a padded batch -> attended rows, (batch, tokens, hidden)."""
+    hidden = qkv.shape[-1] // 3
+    q, k, v = qkv.view(batch, tokens, 3, heads, hidden // heads).permute(2, 0, 3, 1, 4).unbind(0)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask).transpose(1, 2).reshape(batch, tokens, hidden)
+
+
+class Unpadded(nn.Module):
+    """An encoder run over real tokens only (`BertEncoder.forward_unpadded`): bulk embedding on a CPU, where
+    padding costs compute."""
+
+    def __init__(self, encoder: BertEncoder):
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.encoder.forward_unpadded(input_ids, attention_mask)
+
+
+def bulk_copy(encoder: BertEncoder, dtype: torch.dtype, device: str) -> nn.Module:
+    """The module that embeds corpora with GEMMs in `dtype` (fp32, bf16 or fp16); norms, residuals, embeddings
+    and pooling stay fp32. A low-precision dtype makes a copy (the original is untouched); bf16 GEMMs on a CPU use
+    oneDNN-packed weights with the GELU fused where this torch build has those kernels. On a CPU it computes real
+    tokens only."""
+    bulk = encoder
+    if dtype != torch.float32:
+        bulk = copy.deepcopy(encoder)
+        for layer in bulk.layers:
+            for name in ("qkv", "attention_out", "up", "down"):
+                getattr(layer, name).to(dtype)
+        if device == "cpu" and dtype == torch.bfloat16 and _onednn_packing():
+            for layer in bulk.layers:
+                layer.qkv, layer.attention_out, layer.down = (
+                    PackedLinear(layer.qkv), PackedLinear(layer.attention_out), PackedLinear(layer.down))
+                layer.up, layer.activation = PackedLinear(layer.up, gelu=layer.activation.approximate), nn.Identity()
+    return (Unpadded(bulk) if device == "cpu" else bulk).eval()
+
+
+def _onednn_packing() -> bool:
+    """Whether this torch build has oneDNN's packed-weight linear (inductor's CPU kernels use the same ops)."""
+    try:
+        return torch.backends.mkldnn.is_available() and bool(torch.ops.mkldnn._linear_pointwise.default)
+    except (AttributeError, RuntimeError):
+        return False
 
 
 def supported(config: dict) -> bool:

@@ -5,8 +5,9 @@ import shutil
 
 import numpy as np
 import pytest
+import torch
 
-from ragindex.bert_encoder import BertEncoder, load_bert, with_matmul_dtype
+from ragindex.bert_encoder import BertEncoder, PackedLinear, Unpadded, bulk_copy, load_bert
 from ragindex.embedding import FINGERPRINT_MIN_COSINE, model_fingerprint, resolve_model_dir
 from ragindex.embedding_runtime import (
     NATIVE_BF16_FLAGS,
@@ -46,6 +47,9 @@ def test_fp32_equals_transformers(transformers_model, batch, pooling):
     ours = torch_runner(encoder, "cpu", None)(*batch)
     assert np.abs(ours - reference).max() < 1e-5
     assert min_cosine(ours, reference) >= 0.999999
+    unpadded = bulk_copy(encoder, torch.float32, "cpu")  # the CPU bulk module: real tokens only, same weights
+    assert isinstance(unpadded, Unpadded) and unpadded.encoder is encoder
+    assert np.abs(torch_runner(unpadded, "cpu", None)(*batch) - reference).max() < 1e-5
 
 
 def test_embedder_vectors_equal_sentence_transformers(tmp_path):
@@ -68,14 +72,23 @@ def test_onnx_export_of_the_encoder(tmp_path, batch):
 
 
 @pytest.mark.skipif(not cpu_flags() & NATIVE_BF16_FLAGS, reason="needs a CPU with native bf16 (avx512_bf16/amx)")
-def test_bf16_copy_within_tolerance_and_original_untouched(batch):
-    import torch
+@pytest.mark.parametrize("pooling", ["mean", "cls"])
+def test_bf16_bulk_copy_within_tolerance_and_original_untouched(batch, pooling):
+    encoder = load_bert(resolve_model_dir(MODEL), pooling, True)
+    bulk = bulk_copy(encoder, torch.bfloat16, "cpu")
+    layer = bulk.encoder.layers[0]
+    assert isinstance(layer.up, PackedLinear) and layer.up.attr == "gelu"  # oneDNN GEMM with the GELU fused
+    assert layer.attention_norm.weight.dtype == torch.float32  # norms and residuals stay fp32
+    assert encoder.layers[0].qkv.weight.dtype == torch.float32 and isinstance(encoder.layers[0].up, torch.nn.Linear)
+    fp32 = torch_runner(encoder, "cpu", None)(*batch)
+    assert min_cosine(torch_runner(bulk, "cpu", None)(*batch), fp32) >= FINGERPRINT_MIN_COSINE
 
+
+def test_padded_low_precision_copy_within_tolerance(batch):
+    """The copy CUDA runs (padded, plain Linear modules), computed here in bf16 on the CPU."""
     encoder = load_bert(resolve_model_dir(MODEL), "mean", True)
-    low = with_matmul_dtype(encoder, torch.bfloat16)
-    assert low.layers[0].qkv.weight.dtype == torch.bfloat16
-    assert low.layers[0].attention_norm.weight.dtype == torch.float32  # norms and residuals stay fp32
-    assert encoder.layers[0].qkv.weight.dtype == torch.float32
+    low = bulk_copy(encoder, torch.bfloat16, "cuda")
+    assert isinstance(low, BertEncoder) and low.layers[0].qkv.weight.dtype == torch.bfloat16
     fp32 = torch_runner(encoder, "cpu", None)(*batch)
     assert min_cosine(torch_runner(low, "cpu", None)(*batch), fp32) >= FINGERPRINT_MIN_COSINE
 
