@@ -27,6 +27,8 @@ from torch import nn
 ACTIVATIONS = {"gelu": "none", "gelu_new": "tanh", "gelu_pytorch_tanh": "tanh"}  # name -> F.gelu approximate
 PREFIXES = ("bert.", "model.")  # checkpoints saved from a wrapper carry the BertModel under one of these
 ROWS_HINT = 4096  # tokens per GEMM oneDNN lays the packed weights out for (any count runs; a bulk batch is ~6k)
+TOKEN_STEP = 256  # unpadded GEMMs get a multiple of this many rows: few shapes, so the heap and oneDNN's
+# primitive cache reuse their buffers (exact counts: +240 MiB RSS after 24k passages, docs/benchmarks.md)
 
 
 Attend = Callable[[torch.Tensor, int], torch.Tensor]  # (fused Q/K/V rows, heads) -> attended rows
@@ -106,24 +108,30 @@ class BertEncoder(nn.Module):
 
     def forward_unpadded(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """The same function over the real tokens only, (tokens, hidden): the GEMMs, norms and GELU skip the
-        padding; attention scatters the tokens into the padded layout and gathers its output back."""
+        padding; attention scatters the tokens into the padded layout and gathers its output back. The token count
+        is rounded up to a multiple of TOKEN_STEP with padding positions (computed, then left out of the pooling),
+        so GEMMs come in few shapes."""
         batch, tokens = input_ids.shape
-        real = attention_mask.reshape(-1).nonzero().squeeze(1)  # flat (row * tokens + position) of real tokens
+        flat = attention_mask.reshape(-1)
+        kept = flat.nonzero().squeeze(1)  # flat (row * tokens + position) of the tokens computed
+        fill = min(-len(kept) % TOKEN_STEP, flat.numel() - len(kept))
+        if fill:
+            kept = torch.cat([kept, (flat == 0).nonzero().squeeze(1)[:fill]]).sort().values
         mask = attention_mask.bool()[:, None, None, :]
 
         def attend(qkv: torch.Tensor, heads: int) -> torch.Tensor:
-            padded = qkv.new_zeros(batch * tokens, qkv.shape[1]).index_copy_(0, real, qkv)
-            return _attention(padded, mask, batch, tokens, heads).reshape(batch * tokens, -1).index_select(0, real)
+            padded = qkv.new_zeros(batch * tokens, qkv.shape[1]).index_copy_(0, kept, qkv)
+            return _attention(padded, mask, batch, tokens, heads).reshape(batch * tokens, -1).index_select(0, kept)
 
-        x = self._embed(input_ids.reshape(-1).index_select(0, real), real % tokens)
+        x = self._embed(input_ids.reshape(-1).index_select(0, kept), kept % tokens)
         for layer in self.layers:
             x = layer(x, attend)
-        rows = real // tokens
         if self.pooling == "cls":
-            pooled = x.index_select(0, (attention_mask.sum(1).cumsum(0) - attention_mask.sum(1)))
+            pooled = x.index_select(0, torch.searchsorted(kept, torch.arange(batch) * tokens))
         else:
+            real = flat.index_select(0, kept).unsqueeze(1).to(x.dtype)
             counts = attention_mask.sum(1, keepdim=True).clamp(min=1).to(x.dtype)
-            pooled = x.new_zeros(batch, x.shape[1]).index_add_(0, rows, x) / counts
+            pooled = x.new_zeros(batch, x.shape[1]).index_add_(0, kept // tokens, x * real) / counts
         return F.normalize(pooled, p=2, dim=1) if self.normalize else pooled
 
     def _embed(self, input_ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:

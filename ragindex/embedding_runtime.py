@@ -6,11 +6,11 @@ encoders), else transformers' model with pooling.
 Precision (`embedder.precision`): `auto` considers bf16 (the encoder's GEMMs in bf16, or torch autocast for the
 transformers fallback) only where the CPU has native bf16 (avx512_bf16 or amx_bf16 in /proc/cpuinfo) or on CUDA
 (bf16 where supported, else fp16), and keeps it only if a probe batch embeds within FINGERPRINT_MIN_COSINE of fp32;
-everywhere else fp32. int8 (ONNX Runtime dynamic quantization) is used only when asked for. On a CPU the bulk
-runner is the faster, timed at load on one batch, of ONNX Runtime fp32 (the model exported once with torch.onnx
-into `onnx_dir`) and torch: bf16 where allowed, else fp32. Queries (a few texts) run fp32 on their own ONNX
-Runtime session: a short query is bound by reading the weights; it gets two threads where a core is idle and one
-on a busy machine (onnx_session.query_threads).
+everywhere else fp32. int8 (ONNX Runtime dynamic quantization) is used only when asked for. On a CPU bulk
+embedding runs in torch bf16 where it is allowed (about twice either fp32 backend), else in the faster, timed at
+load on one batch, of ONNX Runtime fp32 (the model exported once with torch.onnx into `onnx_dir`) and torch fp32.
+Queries (a few texts) run fp32 on their own ONNX Runtime session: a short query is bound by reading the weights;
+it gets two threads where a core is idle and one on a busy machine (onnx_session.query_threads).
 """
 
 from __future__ import annotations
@@ -285,20 +285,19 @@ def load_runtime(model_dir: Path, fingerprint: ModelFingerprint, device: str, pr
         log.warning("ONNX export differs from torch (min cosine %.7f): embedding with torch", onnx_cosine)
         onnx_path.unlink(missing_ok=True)  # never picked up by a later process's query path
         onnx_bulk, query, query_backend = None, torch_runner(model, device, None, threads=1), "torch"
-    # the race: ONNX Runtime fp32 (if its export is right) against torch bf16 where it is native and within
-    # tolerance, else against torch fp32 (the same module with bf16 GEMMs never loses to itself in fp32)
-    fp32_bulk = torch_runner(bulk_copy(model, torch.float32, device), device, None) \
-        if isinstance(model, BertEncoder) and not low else fp32  # the same weights, real tokens only
-    contenders = {"torch": ("fp32", None if low else fp32_bulk, 1.0), "onnxruntime": ("fp32", onnx_bulk, onnx_cosine),
-                  "torch-bf16": (candidate, low, low_cosine)}
-    contenders = {name: entry for name, entry in contenders.items() if entry[1] is not None}
-    # bf16's edge grows with the batch (1.1x ONNX Runtime at 8x128, 1.4x at 16, 1.6x at 32+): 16 rows settle it.
-    # torch fp32 (unpadded) ties ONNX Runtime at 16 rows and leads by 13% at 32, as on real 64-row batches
-    race = probe_batch(model_dir, fingerprint.max_length, rows=16 if low else 32, width=128)
-    timings = fastest({name: entry[1] for name, entry in contenders.items()}, race) if len(contenders) > 1 else {}
+    if low:  # native bf16 within tolerance: ~2x either fp32 backend on real batches (docs/benchmarks.md), no race
+        return Runtime(device, candidate, "torch", query_backend, low, query, low_cosine, flags)
+    # the race of the fp32 backends: torch (unpadded) against ONNX Runtime where its export is right. torch ties
+    # ONNX Runtime at 16 rows of 128 tokens and leads by 13% at 32, as on real 64-row batches: 32 rows
+    contenders = {"torch": torch_runner(bulk_copy(model, torch.float32, device), device, None)
+                  if isinstance(model, BertEncoder) else fp32}
+    if onnx_bulk:
+        contenders["onnxruntime"] = onnx_bulk
+    race = probe_batch(model_dir, fingerprint.max_length, rows=32, width=128)
+    timings = fastest(contenders, race) if len(contenders) > 1 else {}
     winner = next(iter(timings), "torch")
-    chosen_precision, bulk, cosine = contenders[winner]
-    return Runtime(device, chosen_precision, winner.split("-")[0], query_backend, bulk, query, cosine, flags, timings)
+    return Runtime(device, "fp32", winner, query_backend, contenders[winner], query, 1.0, flags, timings)
+
 
 @cache
 def _process_tmp() -> tempfile.TemporaryDirectory:

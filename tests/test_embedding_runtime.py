@@ -72,6 +72,18 @@ def test_bf16_within_fingerprint_tolerance(reference):
     assert next(model.parameters()).dtype == torch.float32  # the fp32 reference is untouched
 
 
+@pytest.mark.skipif(not cpu_flags() & NATIVE_BF16_FLAGS, reason="needs a CPU with native bf16 (avx512_bf16/amx)")
+def test_native_bf16_embeds_in_bf16_without_a_race(tmp_path):
+    from ragindex.embedding import Embedder
+
+    embedder = Embedder(onnx_dir=tmp_path)
+    embedder.embed(["a passage about tables", "x"] * 4)
+    info = embedder.runtime_info()
+    assert (info["precision"], info["backend"], info["query_backend"]) == ("bf16", "torch", "onnxruntime")
+    assert info["backend_timings_s"] == {}  # ~2x either fp32 backend: nothing to time
+    assert info["probe_min_cosine"] >= FINGERPRINT_MIN_COSINE
+
+
 def test_int8_is_close_but_beyond_tolerance(reference, tmp_path):
     _, batch, fp32, onnx_path = reference
     cosine = min_cosine(onnx_runner(quantize_int8(onnx_path, tmp_path / "m-int8.onnx"), 2)(*batch), fp32)
