@@ -7,7 +7,6 @@ nothing: a source that did not change costs a scan of its manifests and no model
 
 from __future__ import annotations
 
-import ctypes
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -22,6 +21,7 @@ from ragindex.config import IndexConfig, SourceConfig
 from ragindex.documents import Document, Skipped
 from ragindex.embedding_cache import EMBED_BATCH, EmbeddingCache, Progress, fill_cache_parts
 from ragindex.errors import ConfigError
+from ragindex.heap import return_freed_memory
 from ragindex.index_store import IndexStore, index_schema
 from ragindex.lance_tables import in_list, scan_in
 from ragindex.sources import read_source
@@ -238,21 +238,13 @@ def _missing_texts(chunk_stage: StageTable, version: int, missing: list[str], ro
     yield texts
 
 
-def _return_freed_memory() -> None:
-    """Give the heap the model's batches freed back to the OS (glibc keeps it otherwise), so the index step that
-    follows in this process starts from the model's footprint, not from the embed step's peak."""
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc: nothing to do
-        pass
-
-
 def _trimmed(parts: Iterator[dict[str, str]]) -> Iterator[dict[str, str]]:
     """The parts, with the heap freed after each is embedded: batches of ever-new shapes otherwise leave the
-    process holding every freed batch's memory (measured: +480 MiB at 50k passages, gone after a trim)."""
+    process holding every freed batch's memory (measured: +480 MiB at 50k passages, gone after a trim), and the
+    index step that follows in this process starts from the model's footprint, not from the embed step's peak."""
     for part in parts:
         yield part
-        _return_freed_memory()
+        return_freed_memory()
 
 
 def embed_chunks(chunks: ChunksResult, chunk_stage: StageTable, cache: EmbeddingCache,
