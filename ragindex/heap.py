@@ -3,14 +3,13 @@
 glibc gives each thread that contends for the heap an arena of its own (up to 8 per core), and memory freed in
 one arena is never reused by another. During a build LanceDB's I/O threads, torch's and ONNX Runtime's workers
 and the main thread each allocate in their own, so the embed stage's peak grew with every part: a cold build of
-50k distinct passages peaked at 1,471 MiB with the default arenas and 1,286 MiB with one, at the same speed
-(docs/benchmarks.md). Elsewhere (musl, macOS) both calls do nothing.
+50k distinct passages peaked at 1,471 MiB with the default arenas and 1,346 MiB with one (5k: 1,065 and 876), at
+the same speed (docs/benchmarks.md). Without glibc (macOS) both calls do nothing.
 """
 
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 from functools import cache
 
 M_ARENA_MAX = -8  # mallopt parameter (malloc.h)
@@ -19,7 +18,7 @@ M_ARENA_MAX = -8  # mallopt parameter (malloc.h)
 @cache
 def _libc() -> ctypes.CDLL | None:
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc = ctypes.CDLL("libc.so.6")  # not ctypes.util.find_library: it runs ldconfig in a subprocess
         return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
     except OSError:
         return None
