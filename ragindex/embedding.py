@@ -46,7 +46,7 @@ SMALL_INPUT = 4  # a query or two: the query runner (onnx_session.query_threads)
 PADDING_FLOOR = 0.75  # CPU batches end where a text is shorter than this share of the batch's longest
 MIN_ROWS = 8  # ... but never hold fewer rows than this (tiny matrices waste the threads)
 WIDTH_STEP = 8  # CPU bulk batches pad to a multiple of this many tokens: few distinct shapes, reused buffers
-ENCODE_BATCH = 1024  # texts per tokenizer call (_encode_ids)
+ENCODE_BATCH = 1024  # texts per tokenizer call (Embedder._encodings)
 BATCH_TOKENS = 8192  # CPU bulk batches hold at most this many padded tokens (long texts: fewer rows)
 FINGERPRINT_MIN_COSINE = 0.9999  # backends this close to the fp32 reference share its fingerprint
 PRECISIONS = ("auto", "fp32", "bf16", "int8")
@@ -218,20 +218,23 @@ class Embedder:
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Token counts including the special tokens the model adds."""
-        return [len(e.ids) for e in self.tokenizer.encode_batch(list(texts), add_special_tokens=True)]
+        return [len(e.ids) for e in self._encodings(texts)]
+
+    def _encodings(self, texts: Sequence[str]) -> Iterator:
+        """The tokenizer's encodings, ENCODE_BATCH texts per call: an Encoding holds offsets and token strings,
+        ~14 KiB per passage, and 8192 of them at once left 110 MiB of heap behind (50k chunks: ~0.7 GiB)."""
+        for start in range(0, len(texts), ENCODE_BATCH):
+            yield from self.tokenizer.encode_batch(list(texts[start:start + ENCODE_BATCH]), add_special_tokens=True)
 
     def _encode_ids(self, texts: Sequence[str]) -> list[np.ndarray]:
-        """Token ids per text (int32), [CLS] ... [SEP] kept on truncation like the model's own. The tokenizer runs
-        ENCODE_BATCH texts at a time: its Encoding objects hold offsets and token strings, ~14 KiB per text, and
-        8192 of them at once left 110 MiB of heap behind."""
+        """Token ids per text (int32, a tenth of a Python list's memory), [CLS] ... [SEP] kept on truncation like
+        the model's own."""
         ids = []
-        for start in range(0, len(texts), ENCODE_BATCH):
-            for encoding in self.tokenizer.encode_batch(list(texts[start:start + ENCODE_BATCH]),
-                                                        add_special_tokens=True):
-                token_ids = encoding.ids
-                if len(token_ids) > self.max_length:
-                    token_ids = token_ids[: self.max_length - 1] + token_ids[-1:]
-                ids.append(np.array(token_ids, dtype=np.int32))
+        for encoding in self._encodings(texts):
+            token_ids = encoding.ids
+            if len(token_ids) > self.max_length:
+                token_ids = token_ids[: self.max_length - 1] + token_ids[-1:]
+            ids.append(np.array(token_ids, dtype=np.int32))
         return ids
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
@@ -283,7 +286,8 @@ class Embedder:
 
     def _batches(self, order: np.ndarray, lengths: np.ndarray, cpu: bool) -> Iterator[np.ndarray]:
         """Consecutive slices of `order` (longest first) of at most batch_size rows; on a CPU a batch also ends
-        where texts get much shorter than its first (padding costs compute there, unlike on a GPU)."""
+        where texts get much shorter than its first (padding costs compute there, unlike on a GPU) and holds at
+        most BATCH_TOKENS padded tokens (the activations' memory), never fewer than MIN_ROWS rows."""
         start = 0
         while start < len(order):
             end = min(start + self.batch_size, len(order))

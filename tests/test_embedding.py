@@ -100,3 +100,29 @@ def test_a_query_uses_the_cached_export_without_importing_torch(tmp_path):
     out = json.loads(done.stdout.strip().splitlines()[-1])
     assert out["torch"] is False and out["loaded"] is False
     assert float(np.dot(out["v"], reference)) >= 0.99999
+
+
+def test_tokenizing_in_parts_gives_the_ids_of_one_call(monkeypatch, tmp_path):
+    from ragindex import embedding
+
+    embedder = Embedder(onnx_dir=tmp_path)
+    texts = [f"text number {i} " * (i % 7 + 1) for i in range(10)] + ["a much longer text " * 120]
+    whole = [e.ids for e in embedder.tokenizer.encode_batch(texts, add_special_tokens=True)]
+    monkeypatch.setattr(embedding, "ENCODE_BATCH", 3)  # 11 texts: four tokenizer calls
+    assert embedder.count_tokens(texts) == [len(i) for i in whole]
+    ids = embedder._encode_ids(texts)
+    assert [list(i) for i in ids[:-1]] == whole[:-1]
+    assert len(ids[-1]) == embedder.max_length and ids[-1][-1] == whole[-1][-1]  # truncated, [SEP] kept
+
+
+def test_cpu_batches_bound_their_padded_tokens(tmp_path):
+    from ragindex.embedding import BATCH_TOKENS, MIN_ROWS
+
+    embedder = Embedder(onnx_dir=tmp_path)
+    lengths = np.array([256] * 100 + [200] * 100 + [40] * 300)
+    order = np.argsort(-lengths, kind="stable")
+    batches = list(embedder._batches(order, lengths, cpu=True))
+    assert sorted(np.concatenate(batches).tolist()) == list(range(len(lengths)))  # every text once
+    for batch in batches:
+        assert len(batch) * lengths[batch[0]] <= BATCH_TOKENS or len(batch) == MIN_ROWS
+    assert max(map(len, batches)) == embedder.batch_size  # short texts still fill whole batches
