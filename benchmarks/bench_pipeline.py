@@ -19,11 +19,13 @@ and after the build the raw embedder re-embeds (a sample of) the same texts, for
 from __future__ import annotations
 
 import argparse
+import atexit
 import datetime as dt
 import json
 import os
 import platform
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -66,6 +68,7 @@ def run_child(corpus: str, passages: int, distinct: bool, raw_texts: int) -> dic
     """One cold build of one source in a temporary data dir, then the raw embedder on (a sample of) the same
     texts in the same process, model loaded; returns the measurements (printed as JSON)."""
     work = Path(tempfile.mkdtemp(prefix="ragindex-bench-"))
+    atexit.register(shutil.rmtree, work, ignore_errors=True)
     os.environ["RAGINDEX_DATA_DIR"] = str(work / "data")
     rss = {"start": peak_rss_mib()}
     start = time.perf_counter()

@@ -11,8 +11,10 @@ component, then renormalised) so that the copies are distinct points; texts repe
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
+import shutil
 import statistics
 import tempfile
 import time
@@ -83,6 +85,7 @@ def main() -> None:
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="bench-query-"))
+    atexit.register(shutil.rmtree, work, ignore_errors=True)
     os.environ["RAGINDEX_DATA_DIR"] = str(work / "data")
     embedder = load_embedder(precision=args.precision, onnx_dir=work / "onnx").load()
     ids, texts = load_corpus(args.dataset)

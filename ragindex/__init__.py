@@ -1,5 +1,5 @@
 """ragindex: turn document corpora into a versioned, evaluated LanceDB retrieval index."""
 
-from ragindex.heap import single_arena
+from ragindex.heap import single_heap
 
-single_arena()  # before any library starts its threads (ragindex/heap.py says why)
+single_heap()  # before any library starts its threads (ragindex/heap.py says why)

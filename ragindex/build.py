@@ -31,6 +31,7 @@ from ragindex.titles import TITLE_HASH, TITLE_VECTOR, title_column, title_hash, 
 
 TEXT_PART = 8 * EMBED_BATCH  # texts the embed step holds at once
 SAMPLE_ROWS = 10
+INDEX_BATCH = 8192  # index rows per record batch of the commit: its vector copies stay small
 
 
 class DeletionGuardError(RuntimeError):
@@ -311,22 +312,29 @@ def _index_rows(chunk_stage: StageTable, version: int, doc_ids: set[str], vector
 
     def batches() -> Iterator[pa.RecordBatch]:
         for batch in chunk_stage.batches(names, version):
-            part = batch.filter(pa.array([d in doc_ids for d in batch.column("doc_id").to_pylist()]))
-            hashes = part.column("text_hash").to_pylist()
-            matrix = np.stack([vectors[h] for h in hashes]).astype(np.float32) if hashes else \
-                np.zeros((0, dimension), np.float32)
-            if titles and not np.isfinite(matrix).all():  # LanceDB would null it (title columns: on_bad_vectors)
-                raise ValueError("a cached chunk vector is not finite; clear the embedding cache of this model")
-            columns = {n: part.column(n) for n in names}
-            columns["fingerprint"] = pa.array([fingerprint_id] * len(hashes), pa.string())
-            columns["vector"] = pa.FixedSizeListArray.from_arrays(pa.array(matrix.ravel()), dimension)
-            if titles:
-                title_hashes = [title_hash(t) for t in title_texts(part)] if embed_titles else [None] * len(hashes)
-                columns[TITLE_HASH] = pa.array(title_hashes, pa.string())
-                columns[TITLE_VECTOR] = title_column(title_hashes, vectors, dimension)
-            yield pa.RecordBatch.from_pydict(columns, schema=schema)
+            selected = batch.filter(pa.array([d in doc_ids for d in batch.column("doc_id").to_pylist()]))
+            for start in range(0, selected.num_rows, INDEX_BATCH):
+                yield _index_batch(selected.slice(start, INDEX_BATCH), names, schema, vectors, dimension,
+                                   fingerprint_id, titles, embed_titles)
 
     return pa.RecordBatchReader.from_batches(schema, batches())
+
+
+def _index_batch(part: pa.RecordBatch, names: list[str], schema: pa.Schema, vectors: dict[str, np.ndarray],
+                 dimension: int, fingerprint_id: str, titles: bool, embed_titles: bool) -> pa.RecordBatch:
+    """One batch of index rows: the staged columns, the cached vectors, the fingerprint (and title columns)."""
+    hashes = part.column("text_hash").to_pylist()
+    matrix = np.stack([vectors[h] for h in hashes]).astype(np.float32, copy=False)
+    if titles and not np.isfinite(matrix).all():  # LanceDB would null it (title columns: on_bad_vectors)
+        raise ValueError("a cached chunk vector is not finite; clear the embedding cache of this model")
+    columns = {n: part.column(n) for n in names}
+    columns["fingerprint"] = pa.array([fingerprint_id] * len(hashes), pa.string())
+    columns["vector"] = pa.FixedSizeListArray.from_arrays(pa.array(matrix.ravel()), dimension)
+    if titles:
+        title_hashes = [title_hash(t) for t in title_texts(part)] if embed_titles else [None] * len(hashes)
+        columns[TITLE_HASH] = pa.array(title_hashes, pa.string())
+        columns[TITLE_VECTOR] = title_column(title_hashes, vectors, dimension)
+    return pa.RecordBatch.from_pydict(columns, schema=schema)
 
 
 def _untitled_docs(store: IndexStore, source: str, staged: dict[str, str | None], doc_of: dict[str, str]) -> set[str]:

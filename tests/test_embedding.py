@@ -115,14 +115,18 @@ def test_tokenizing_in_parts_gives_the_ids_of_one_call(monkeypatch, tmp_path):
     assert len(ids[-1]) == embedder.max_length and ids[-1][-1] == whole[-1][-1]  # truncated, [SEP] kept
 
 
-def test_cpu_batches_bound_their_padded_tokens(tmp_path):
-    from ragindex.embedding import BATCH_TOKENS, MIN_ROWS
+def test_cpu_batches_pack_their_tokens(tmp_path):
+    from ragindex.embedding import BATCH_TOKENS, PADDING_FLOOR
 
-    embedder = Embedder(onnx_dir=tmp_path)
-    lengths = np.array([256] * 100 + [200] * 100 + [40] * 300)
+    embedder = Embedder(onnx_dir=tmp_path, batch_size=16)
+    lengths = np.array([256] * 100 + [200] * 100 + [40] * 300 + [37] * 5)
     order = np.argsort(-lengths, kind="stable")
     batches = list(embedder._batches(order, lengths, cpu=True))
     assert sorted(np.concatenate(batches).tolist()) == list(range(len(lengths)))  # every text once
-    for batch in batches:
-        assert len(batch) * lengths[batch[0]] <= BATCH_TOKENS or len(batch) == MIN_ROWS
-    assert max(map(len, batches)) == embedder.batch_size  # short texts still fill whole batches
+    for batch, following in zip(batches, batches[1:] + [[]], strict=True):
+        assert lengths[batch].sum() <= BATCH_TOKENS
+        assert lengths[batch[-1]] >= PADDING_FLOOR * lengths[batch[0]]  # little padding for attention
+        if len(following) and lengths[following[0]] >= PADDING_FLOOR * lengths[batch[0]]:
+            assert lengths[batch].sum() + lengths[following[0]] > BATCH_TOKENS  # full: the next text did not fit
+    assert max(map(len, batches)) > embedder.batch_size  # rows are not capped on a CPU: 204 short texts at once
+    assert [len(b) for b in embedder._batches(order, lengths, cpu=False)] == [16] * 31 + [9]  # on a GPU they are
