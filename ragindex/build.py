@@ -403,6 +403,7 @@ def write_index(chunks: ChunksResult, chunk_stage: StageTable, store: IndexStore
     replaced = changed_docs & set(doc_of_indexed.values())
     result = _commit(chunks, chunk_stage, store, cache, fingerprint_id, staged_rows, changed_docs, replaced, titles,
                      title_hashes)
+    return_freed_memory()  # the commit's vectors and write buffers: the index builds start from a lower peak
     indexes = store.ensure_indexes()
     tag = store.tag(chunks.source)
     return IndexBuild(chunks.table, chunks.source, store.uri, tag.version, str(tag), store.count(),

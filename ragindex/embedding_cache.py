@@ -66,7 +66,8 @@ class EmbeddingCache:
             return
         value_set = pa.array(wanted, pa.string())
         for batch in self.scan(list(dict.fromkeys(["text_hash", *columns]))):
-            hits = batch.filter(pc.is_in(batch.column("text_hash"), value_set=value_set))
+            wanted_rows = pc.is_in(batch.column("text_hash"), value_set=value_set)
+            hits = batch if pc.all(wanted_rows).as_py() else batch.filter(wanted_rows)  # all: no copy (a build)
             if hits.num_rows:
                 yield hits.select(columns)
 
