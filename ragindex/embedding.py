@@ -287,9 +287,9 @@ class Embedder:
     def _batches(self, order: np.ndarray, lengths: np.ndarray, cpu: bool) -> Iterator[np.ndarray]:
         """Consecutive slices of `order` (longest first). On a GPU batch_size rows. On a CPU as many texts as fill
         BATCH_TOKENS tokens: the unpadded GEMMs then come in one or two shapes, so the heap reuses the same blocks
-        batch after batch (50k passages: the per-part peak stays flat instead of climbing ~80 MiB per part) and
-        they run ~9% faster than 64-row batches of short texts; a CPU batch also ends where texts get much shorter
-        than its first (attention and the padded backends compute the padding), never before MIN_ROWS rows."""
+        batch after batch (50k passages: the per-part peak stays flat instead of climbing ~80 MiB per part), at
+        the same speed; a CPU batch also ends where texts get much shorter than its first (attention and the
+        padded backends compute the padding), never before MIN_ROWS rows."""
         start = 0
         longest_first = lengths[order]
         while start < len(order):
