@@ -88,7 +88,7 @@ class EmbedderConfig(_Strict):
     """Which model embeds, and how: a packaged model name or a local model directory."""
 
     model: str = "all-MiniLM-L6-v2"
-    batch_size: int = Field(default=64, gt=0)
+    batch_size: int = Field(default=64, gt=0)  # rows per batch on a GPU; CPU batches hold BATCH_TOKENS tokens
     device: Literal["auto", "cpu", "cuda"] = "auto"
     image_model: str | None = None  # a local CLIPModel / SiglipModel directory: images also get pixel vectors
     # auto: bf16 where the CPU has native bf16 (or on CUDA) and a load-time probe agrees with fp32, else fp32;
