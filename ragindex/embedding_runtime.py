@@ -8,7 +8,8 @@ transformers fallback) only where the CPU has native bf16 (avx512_bf16 or amx_bf
 (bf16 where supported, else fp16), and keeps it only if a probe batch embeds within FINGERPRINT_MIN_COSINE of fp32;
 everywhere else fp32. int8 (ONNX Runtime dynamic quantization) is used only when asked for. On a CPU bulk
 embedding runs in torch bf16 where it is allowed (about twice either fp32 backend), else in the faster, timed at
-load on one batch, of ONNX Runtime fp32 (the model exported once with torch.onnx into `onnx_dir`) and torch fp32.
+load on one batch, of ONNX Runtime fp32 (the model's graph written once into `onnx_dir`: by bert_onnx for a
+BertEncoder, else traced by torch.onnx) and torch fp32.
 Queries (a few texts) run fp32 on their own ONNX Runtime session: a short query is bound by reading the weights;
 it gets two threads where a core is idle and one on a busy machine (onnx_session.query_threads).
 """
@@ -31,6 +32,7 @@ import numpy as np
 import torch
 
 from ragindex.bert_encoder import BertEncoder, bulk_copy, load_bert
+from ragindex.bert_onnx import weights_file, write_bert_onnx
 from ragindex.embedding import FINGERPRINT_MIN_COSINE, PADDING_FLOOR, ModelFingerprint
 from ragindex.errors import ConfigError
 from ragindex.onnx_session import fp32_export, onnx_runner, query_runner
@@ -141,9 +143,13 @@ def torch_runner(model: torch.nn.Module, device: str, autocast: torch.dtype | No
 
 
 def export_onnx(model: torch.nn.Module, path: Path) -> Path:
-    """Export once (fp32, dynamic batch and length); an existing file for this fingerprint is reused."""
+    """Export once (fp32, dynamic batch and length); an existing file for this fingerprint is reused. A
+    BertEncoder is written node by node (bert_onnx: 0.15 s, and faster to run), any other model traced by
+    torch.onnx (~0.8 s for MiniLM)."""
     if path.is_file():
         return path
+    if isinstance(model, BertEncoder):
+        return write_bert_onnx(model, path)
     path.parent.mkdir(parents=True, exist_ok=True)
     ids = torch.ones(2, 16, dtype=torch.int64)
     mask = torch.ones(2, 16, dtype=torch.int64)
@@ -284,6 +290,7 @@ def load_runtime(model_dir: Path, fingerprint: ModelFingerprint, device: str, pr
     else:
         log.warning("ONNX export differs from torch (min cosine %.7f): embedding with torch", onnx_cosine)
         onnx_path.unlink(missing_ok=True)  # never picked up by a later process's query path
+        weights_file(onnx_path).unlink(missing_ok=True)
         onnx_bulk, query, query_backend = None, torch_runner(model, device, None, threads=1), "torch"
     if low:  # native bf16 within tolerance: ~2x either fp32 backend on real batches (docs/benchmarks.md), no race
         return Runtime(device, candidate, "torch", query_backend, low, query, low_cosine, flags)

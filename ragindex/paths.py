@@ -56,7 +56,9 @@ class DataLayout:
 
     @property
     def onnx_exports(self) -> Path:
-        """ONNX graphs exported once per model fingerprint (the single-query and fp32 ONNX Runtime paths)."""
+        """ONNX graphs exported once per model fingerprint (the single-query and fp32 ONNX Runtime paths):
+        `{id}-fp32.onnx` (onnx_session.fp32_export), its weights beside it (bert_onnx.weights_file) and
+        `{id}-int8.onnx`."""
         return self.model_cache / "onnx"
 
     @property

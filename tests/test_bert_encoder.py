@@ -64,11 +64,30 @@ def test_embedder_vectors_equal_sentence_transformers(tmp_path):
     assert min_cosine(embedder.embed(texts), expected) >= 0.99999
 
 
-def test_onnx_export_of_the_encoder(tmp_path, batch):
-    encoder = load_bert(resolve_model_dir(MODEL), "mean", True)
+@pytest.mark.parametrize(("pooling", "normalize", "activation"),
+                         [("mean", True, "gelu"), ("cls", False, "gelu"), ("mean", True, "gelu_new")])
+def test_onnx_graph_of_the_encoder(tmp_path, batch, pooling, normalize, activation):
+    """bert_onnx writes the graph from the weights: the encoder's function for each pooling, with and without
+    normalisation, exact and tanh GELU; the weights sit beside the graph."""
+    encoder = load_bert(_variant(tmp_path, "variant", {"hidden_act": activation}), pooling, normalize)
+    assert encoder.layers[0].activation.approximate == ("tanh" if activation == "gelu_new" else "none")
     reference = torch_runner(encoder, "cpu", None)(*batch)
     path = export_onnx(encoder, tmp_path / "encoder.onnx")
-    assert min_cosine(onnx_runner(path, 1)(*batch), reference) >= ONNX_MIN_COSINE
+    assert sorted(p.name for p in path.parent.glob("encoder*")) == ["encoder.onnx", "encoder.onnx.weights"]
+    vectors = onnx_runner(path, 1)(*batch)
+    assert np.abs(vectors - reference).max() < 1e-5
+    assert min_cosine(vectors, reference) >= ONNX_MIN_COSINE
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5) == normalize
+
+
+def test_onnx_export_of_a_transformers_model(tmp_path, batch):
+    """A model the graph writer does not cover is traced by torch.onnx into one file."""
+    relu = _variant(tmp_path, "relu", {"hidden_act": "relu"})
+    fallback = fp32_model(relu, model_fingerprint(str(relu)))
+    assert isinstance(fallback, PooledModel)
+    path = export_onnx(fallback, tmp_path / "traced.onnx")
+    assert sorted(p.name for p in tmp_path.glob("traced*")) == ["traced.onnx"]
+    assert min_cosine(onnx_runner(path, 1)(*batch), torch_runner(fallback, "cpu", None)(*batch)) >= ONNX_MIN_COSINE
 
 
 @pytest.mark.skipif(not cpu_flags() & NATIVE_BF16_FLAGS, reason="needs a CPU with native bf16 (avx512_bf16/amx)")

@@ -85,9 +85,19 @@ def test_native_bf16_embeds_in_bf16_without_a_race(tmp_path):
 
 
 def test_int8_is_close_but_beyond_tolerance(reference, tmp_path):
+    """Both graphs quantize: the traced one (fallback models) and the written one the embedder runs."""
+    from ragindex.embedding import Embedder
+
     _, batch, fp32, onnx_path = reference
     cosine = min_cosine(onnx_runner(quantize_int8(onnx_path, tmp_path / "m-int8.onnx"), 2)(*batch), fp32)
     assert 0.95 <= cosine < FINGERPRINT_MIN_COSINE  # why int8 vectors carry their own fingerprint
+    embedder = Embedder(precision="int8", onnx_dir=tmp_path / "embedder")
+    texts = ["a passage about tables", "x", "Lists are mutable sequences. " * 40] * 2
+    vectors = embedder.embed(texts)
+    info = embedder.runtime_info()
+    assert (info["precision"], info["backend"]) == ("int8", "onnxruntime")
+    assert 0.95 <= info["probe_min_cosine"] < FINGERPRINT_MIN_COSINE
+    assert min_cosine(vectors, Embedder(precision="fp32", onnx_dir=tmp_path / "embedder").embed(texts)) >= 0.95
 
 
 def test_embedder_fp32_loads_and_reports(tmp_path):
@@ -100,7 +110,8 @@ def test_embedder_fp32_loads_and_reports(tmp_path):
     assert (embedder.precision, embedder.device, info["query_backend"]) == ("fp32", "cpu", "onnxruntime")
     assert set(info["backend_timings_s"]) == {"torch", "onnxruntime"}
     assert embedder.backend == next(iter(info["backend_timings_s"]))  # the faster one
-    assert sorted(p.name for p in tmp_path.iterdir()) == [f"{embedder.fingerprint.id}-fp32.onnx"]
+    graph = f"{embedder.fingerprint.id}-fp32.onnx"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [graph, f"{graph}.weights"]
     np.testing.assert_allclose(vectors[0], embedder.embed(["a query"])[0], atol=1e-5)
 
 
