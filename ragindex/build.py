@@ -196,7 +196,7 @@ def chunk_documents(documents: DocumentsResult, document_stage: StageTable, chun
     tokens = 0
     for document in _read_documents(document_stage, documents.version, todo):
         for chunk in chunker.chunk(document):
-            row = {**asdict(chunk), "title": document.title, "path": document.path, "format": document.format,
+            row = {**vars(chunk), "title": document.title, "path": document.path, "format": document.format,
                    "doc_hash": document.content_hash, "doc_size": document.size, "doc_mtime": document.mtime,
                    "chunker_hash": chunker.config_hash, "groups": list(document.visible_to), "run_id": run_id}
             if len(sample) < SAMPLE_ROWS:

@@ -142,14 +142,20 @@ class Chunker:
         self.max_tokens = min(config.max_tokens, model_max_length)
         self.config_hash = chunker_hash(config, tokenizer_id)
         self._special = len(tokenizer.encode("", add_special_tokens=True).ids)
+        # words split at whitespace and punctuation: a window of whole words keeps its tokens when re-encoded
+        self._words_stable = type(getattr(tokenizer, "pre_tokenizer", None)).__name__ == "BertPreTokenizer"
 
-    def _windows(self, prefix: str, body: str) -> Iterator[str]:
+    def _windows(self, prefix: str, body: str) -> Iterator[tuple[str, int | None]]:
+        """(text, its token count where known) of each token window over `body`, under `prefix`. With BERT's
+        pre-tokenizer (words split at whitespace and punctuation; the prefix ends in a blank line) a window from a
+        word's first token to a word's last re-encodes to exactly its tokens, so its count needs no second encode
+        (half the chunk stage's tokenizing); other windows, and other tokenizers, get None and are encoded."""
         prefix_tokens = len(self.tokenizer.encode(prefix, add_special_tokens=False).ids) if prefix else 0
         budget = self.max_tokens - self._special - prefix_tokens
         if budget < 16:  # an absurdly long heading path: drop it rather than starve the body
-            prefix, budget = "", self.max_tokens - self._special
+            prefix, prefix_tokens, budget = "", 0, self.max_tokens - self._special
         encoding = self.tokenizer.encode(body, add_special_tokens=False)
-        offsets = encoding.offsets
+        offsets, words = encoding.offsets, encoding.word_ids
         if not offsets:
             return
         overlap = min(self.config.overlap_tokens, budget // 2)
@@ -158,7 +164,10 @@ class Chunker:
             end = min(start + budget, len(offsets))
             piece = body[offsets[start][0] : offsets[end - 1][1]].strip()
             if piece:
-                yield f"{prefix}{piece}"
+                starts_word = start == 0 or words[start] != words[start - 1]
+                ends_word = end == len(words) or words[end] != words[end - 1]
+                exact = self._words_stable and starts_word and ends_word
+                yield f"{prefix}{piece}", prefix_tokens + end - start + self._special if exact else None
             if end >= len(offsets):
                 break
             start = self._next_start(body, offsets, start, end, overlap)
@@ -173,16 +182,18 @@ class Chunker:
                 return j
         return first
 
-    def _fits(self, text: str) -> tuple[str, int]:
-        """The text and its token count, cut until it fits even where re-tokenising a joined text merges
-        differently."""
-        while (n_tokens := len(self.tokenizer.encode(text, add_special_tokens=True).ids)) > self.max_tokens:
+    def _fits(self, text: str, n_tokens: int | None) -> tuple[str, int]:
+        """The text and its token count (encoded unless known), cut until it fits even where re-tokenising a
+        joined text merges differently."""
+        n_tokens = n_tokens or len(self.tokenizer.encode(text, add_special_tokens=True).ids)
+        while n_tokens > self.max_tokens:
             text = text[: int(len(text) * 0.95)]
+            n_tokens = len(self.tokenizer.encode(text, add_special_tokens=True).ids)
         return text, n_tokens
 
-    def _chunk(self, document: Document, text: str, heading: str, position: int, page: int | None = None,
-               image_path: str | None = None) -> Chunk | None:
-        text, n_tokens = self._fits(text)
+    def _chunk(self, document: Document, text: str, n_tokens: int | None, heading: str, position: int,
+               page: int | None = None, image_path: str | None = None) -> Chunk | None:
+        text, n_tokens = self._fits(text, n_tokens)
         if n_tokens - self._special < self.config.min_tokens:
             return None
         return Chunk(
@@ -207,10 +218,10 @@ class Chunker:
         for section in document_sections(document):
             heading = HEADING_SEPARATOR.join(section.heading_path)
             prefix = f"{heading}\n\n" if heading else ""
-            texts = [(text, own_image) for text in self._windows(prefix, section.text)]
-            texts += [(f"{prefix}{caption}", path) for caption, path in section_images(section.text, document)]
-            for text, image_path in texts:
-                chunk = self._chunk(document, text, heading, len(chunks), section.page, image_path)
+            texts = [(text, n_tokens, own_image) for text, n_tokens in self._windows(prefix, section.text)]
+            texts += [(f"{prefix}{caption}", None, path) for caption, path in section_images(section.text, document)]
+            for text, n_tokens, image_path in texts:
+                chunk = self._chunk(document, text, n_tokens, heading, len(chunks), section.page, image_path)
                 if chunk:
                     chunks.append(chunk)
         return _unique(chunks)

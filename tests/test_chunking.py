@@ -62,3 +62,32 @@ def test_pydoc_with_topic_chunks(embedder):
     assert len({c.chunk_id for c in chunks}) == len(chunks)
     with_chunks = [c for c in chunks if c.doc_id == "with"]
     assert with_chunks[0].heading_path == 'The "with" statement'
+
+
+def test_token_counts_equal_the_tokenizers_without_a_second_encode(embedder, monkeypatch):
+    """Windows of whole words take their count from the body's encoding; windows cut inside a word (no sentence
+    start in the overlap) are encoded. Either way the count is what the tokenizer says, on real corpora too."""
+    from pathlib import Path
+
+    from ragindex.chunking import Chunker
+    from ragindex.config import SourceConfig
+    from ragindex.sources import read_source
+
+    counted = {"known": 0, "encoded": 0}
+    fits = Chunker._fits
+
+    def tally(self, text, n_tokens):
+        counted["known" if n_tokens else "encoded"] += 1
+        return fits(self, text, n_tokens)
+
+    monkeypatch.setattr(Chunker, "_fits", tally)
+    docs = list(read_source(SourceConfig(name="pydoc", type="pydoc_topics")))
+    snapshot = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "lancedb-docs" / "2025-05-31"
+    docs += [_doc(p.read_text(encoding="utf-8"), doc_id=str(p)) for p in sorted(snapshot.rglob("*.md"))[:60]]
+    docs.append(_doc("# Words\n\n" + "antidisestablishmentarianism " * 300))  # windows cut mid-word
+    for config in (ChunkerConfig(), ChunkerConfig(max_tokens=64, overlap_tokens=16)):
+        chunker = make_chunker(config, embedder)
+        chunks = [c for d in docs for c in chunker.chunk(d)]
+        assert [c.n_tokens for c in chunks] == embedder.count_tokens([c.text for c in chunks])
+        assert max(c.n_tokens for c in chunks) <= config.max_tokens
+    assert counted["encoded"] > 0 and counted["known"] > 3 * counted["encoded"]  # most windows: one encode
