@@ -72,6 +72,16 @@ class DenseIndex:
         self._group_sets = sorted(set(sets), key=sorted)  # few distinct sets: each query tests these, not rows
         lookup = {s: i for i, s in enumerate(self._group_sets)}
         self._group_codes = np.fromiter((lookup[s] for s in sets), dtype=np.int64, count=len(sets))
+        self._positions: dict[str, int] | None = None  # chunk id -> row, built at the first rows_of
+
+    def rows_of(self, chunk_ids: list[str]) -> list[dict] | None:
+        """The rows of these chunk ids, in their order; None when one is not in this index (another version)."""
+        if self._positions is None:
+            self._positions = {c: i for i, c in enumerate(self.rows.column("chunk_id").to_pylist())}
+        positions = [self._positions.get(c) for c in chunk_ids]
+        if None in positions:
+            return None
+        return self.rows.take(pa.array(positions, pa.int64())).to_pylist()
 
     @classmethod
     def load(cls, table, columns: list[str], max_rows: int = MAX_ROWS) -> DenseIndex | None:

@@ -210,7 +210,8 @@ class Retriever:
         dense = {h.chunk_id: h for h in self._dense(vector, n, where, False, title_weight)}
         sparse = {h.chunk_id: h for h in (self._fts_hits(prefetched, n) if prefetched else self._fts(query, n, where))}
         fused = self.fusion.fuse({c: h.score for c, h in dense.items()}, {c: h.score for c, h in sparse.items()})
-        return rank([replace(dense.get(c) or sparse[c], score=s) for c, s in fused.items()])[:n]
+        top = sorted(fused.items(), key=lambda item: (-item[1], item[0]))[:n]  # rank()'s order, before any Hit
+        return [replace(dense.get(c) or sparse[c], score=s) for c, s in top]
 
     def _log(self, query: str, mode: str, vector) -> None:
         if self.log_queries:
@@ -285,10 +286,21 @@ class Retriever:
         return rank(out)[:k]
 
     def _match(self, match: MatchQuery, k: int, where: str | None) -> list[dict]:
+        """BM25 rows of one FTS index. Where this version's rows are in memory already (a dense query loaded
+        them), the chunk text query reads only ids and scores and takes the rows from memory: reading 100 texts
+        through LanceDB was 1.8 of its 4.5 ms (msmarco 5k)."""
+        index = self.__dict__.get("dense_index") if match.column == "text" else None  # loaded; never loads it
+        if index is not None:
+            found = self._match_query(match, where).select(["chunk_id", "_score"]).limit(k).to_arrow()
+            rows = index.rows_of(found.column("chunk_id").to_pylist())
+            if rows is not None:
+                return [{**row, "_score": score} for row, score in
+                        zip(rows, found.column("_score").to_pylist(), strict=True)]
+        return self._match_query(match, where).select([*_COLUMNS, "_score"]).limit(k).to_list()
+
+    def _match_query(self, match: MatchQuery, where: str | None):
         query = self.table.search(match, query_type="fts")
-        if where:
-            query = query.where(where, prefilter=True)
-        return query.select([*_COLUMNS, "_score"]).limit(k).to_list()
+        return query.where(where, prefilter=True) if where else query
 
 
 def _hit(row: dict, score: float) -> Hit:

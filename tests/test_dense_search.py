@@ -86,3 +86,26 @@ def test_msmarco_queries_same_top10(tmp_path, embedder):
     for query in queries:
         mine, lancedb = _both(retriever, query=query, k=10)
         assert [h.chunk_id for h in mine] == [h.chunk_id for h in lancedb]
+
+
+@pytest.mark.skipif(not MSMARCO.is_dir(), reason="needs shared/datasets/msmarco-5k")
+def test_keyword_rows_come_from_memory_once_loaded(tmp_path, embedder):
+    """After a dense query loaded the rows, the chunk-text FTS reads ids and scores only and takes its rows from
+    memory: the same hits, scores and fields as reading them through LanceDB; a chunk id the memory does not
+    hold (another version) reads them through LanceDB."""
+    passages = [json.loads(line) for line in (MSMARCO / "corpus.jsonl").read_text().splitlines()[:150]]
+    ids = [p["_id"] for p in passages]
+    store = _store(tmp_path, ids, embedder.embed([p["text"] for p in passages]), ["msmarco"] * 150, [""] * 150)
+    store.open().update(values_sql={"text": "text || ' ' || chunk_id"})  # each row its own keyword
+    queries = ["text of " + i for i in ids[:5]] + ["text"]
+    retriever = Retriever(store, embedder, SearchConfig())
+    before = [retriever.search(q, "fts", k=10) for q in queries]
+    assert "dense_index" not in retriever.__dict__  # keyword search loaded no vectors
+    retriever.search("anything", "dense", k=1)
+    index = retriever.dense_index
+    after = [retriever.search(q, "fts", k=10) for q in queries]
+    assert index._positions is not None  # the in-memory path answered
+    assert after == before and all(len(hits) == 10 for hits in after)
+    assert index.rows_of([ids[0], "not-in-this-version"]) is None
+    index._positions = {}  # as if loaded from another version: every id missing
+    assert [retriever.search(q, "fts", k=10) for q in queries] == before
