@@ -70,6 +70,17 @@ def _champion_tag() -> str:
     return tracker.serving_config(tracker.champion(MODEL))["tag"]
 
 
+def _cached_tag() -> str:
+    """The champion's tag as the champion cache holds it for the key of the store's current state."""
+    from ragindex.serving.champion_cache import _state
+
+    layout = DataLayout.current()
+    tracker = Tracker.current(layout)
+    held = json.loads(layout.champion_cache.read_text())
+    assert held["key"] == [tracker.tracking_uri, _state(tracker.database)]  # the store as it is now: a hit
+    return held["champions"][MODEL][1]["tag"]
+
+
 def _everywhere(config: str, query: str, capsys) -> set[str]:
     """Documents returned for the query by the CLI (latest and the champion's tag) and the served champion."""
     docs = _served_docs(query)
@@ -83,13 +94,14 @@ def test_deleted_and_forgotten_documents_leave_everything_served(project, capsys
     config, corpus = project
     assert main(["--config", config, "index", "--source", "docs"]) == 0
     first_tag = _champion_tag()
+    assert _cached_tag() == first_tag  # the build warmed the champion cache: the next search imports no MLflow
     assert {"ledger.md", "compass.md"} <= _everywhere(config, DELETED, capsys) | _everywhere(config, ERASED, capsys)
 
     # a document deleted from the source: the build that sees it re-pins the champion (no judged queries here, so
     # the gate alone would have kept the old champion and its tag)
     (corpus / "ledger.md").unlink()
     assert main(["--config", config, "index", "--source", "docs"]) == 0
-    assert _champion_tag() != first_tag
+    assert _champion_tag() != first_tag and _cached_tag() == _champion_tag()
     assert "ledger.md" not in _everywhere(config, DELETED, capsys)
     assert "compass.md" in _everywhere(config, ERASED, capsys)
 

@@ -39,6 +39,17 @@ def champion_config(tracker: Tracker, name: str, cache: Path | None = None) -> C
     return found
 
 
+def settle(tracker: Tracker, limit_s: float = 2 * SETTLE_NS / 1e9) -> None:
+    """Wait (at most `limit_s`) until the store's last write is old enough to be cached: a build that has just
+    written MLflow calls this before it warms the cache, so the first search after it reads the file."""
+    database = tracker.database
+    deadline = time.monotonic() + limit_s
+    while database is not None and _state(database) is None and time.monotonic() < deadline:
+        if not any(f.exists() for f in (database, database.with_name(database.name + "-wal"))):
+            return
+        time.sleep(0.05)
+
+
 def _ask(tracker: Tracker, name: str) -> Champion | None:
     current = tracker.champion(name)
     return None if current is None else (str(current.version), tracker.serving_config(current))
