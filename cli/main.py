@@ -122,11 +122,10 @@ def _index(args: argparse.Namespace, source: str, table: str | None = None) -> d
     return index_summary(run_index(args.config, source, table, verbose=args.verbose))
 
 
-def _warm_serving(args: argparse.Namespace) -> None:
+def _warm_serving(args: argparse.Namespace, project: ProjectConfig) -> None:
     """Read what the table's champion serves through MLflow, which the build has imported, into the champion
     cache once the store has settled (a second after its last write): the first `ragindex search` after a build
     then imports no MLflow (3.8 s -> 1.8 s on a 2-core machine; ragindex/serving/champion_cache.py)."""
-    from ragindex.config import load_config
     from ragindex.paths import DataLayout
     from ragindex.serving.champion_cache import settle
     from ragindex.serving.resolve import serving_target
@@ -135,12 +134,14 @@ def _warm_serving(args: argparse.Namespace) -> None:
     layout = DataLayout.current()
     tracker = Tracker.current(layout)
     settle(tracker)
-    serving_target(load_config(args.config), tracker, args.name, layout.champion_cache)
+    serving_target(project, tracker, args.name, layout.champion_cache)
 
 
 def cmd_index(args: argparse.Namespace) -> int:
+    from ragindex.config import load_config
+
     summary = _index(args, args.source, args.name)
-    _warm_serving(args)
+    _warm_serving(args, load_config(args.config))
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
@@ -153,7 +154,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from ragindex.config import load_config
 
     start = time.perf_counter()
-    for source in load_config(args.config).sources:
+    project = load_config(args.config)
+    for source in project.sources:
         summary = _index(args, source.name, args.name)
         _print_summary(summary)
         if summary["evaluation"]:
@@ -162,7 +164,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"\ngenerated evaluation set: {summary['dataset']}")
         if summary["dataset_evaluation"]:
             _print_evaluation(summary["dataset_evaluation"])
-    _warm_serving(args)
+    _warm_serving(args, project)
     print(f"done in {time.perf_counter() - start:.1f} s; try: ragindex search \"how does the with statement work\"")
     return 0
 

@@ -44,9 +44,7 @@ def settle(tracker: Tracker, limit_s: float = 2 * SETTLE_NS / 1e9) -> None:
     written MLflow calls this before it warms the cache, so the first search after it reads the file."""
     database = tracker.database
     deadline = time.monotonic() + limit_s
-    while database is not None and _state(database) is None and time.monotonic() < deadline:
-        if not any(f.exists() for f in (database, database.with_name(database.name + "-wal"))):
-            return
+    while database is not None and _files(database) and _state(database) is None and time.monotonic() < deadline:
         time.sleep(0.05)
 
 
@@ -57,10 +55,15 @@ def _ask(tracker: Tracker, name: str) -> Champion | None:
 
 def _state(database: Path) -> list[int] | None:
     """The store's files as (inode, size, mtime) numbers; None while a write is under a second old."""
-    stats = [f.stat() for f in (database, database.with_name(database.name + "-wal")) if f.exists()]
+    stats = [f.stat() for f in _files(database)]
     if not stats or time.time_ns() - max(s.st_mtime_ns for s in stats) < SETTLE_NS:
         return None
     return [n for s in stats for n in (s.st_ino, s.st_size, s.st_mtime_ns)]
+
+
+def _files(database: Path) -> list[Path]:
+    """The SQLite store's files that exist: the database and its write-ahead log."""
+    return [f for f in (database, database.with_name(database.name + "-wal")) if f.exists()]
 
 
 def _read(cache: Path) -> dict:
