@@ -10,6 +10,7 @@ from ragindex.config import load_config
 from ragindex.paths import default_config_path
 from ragindex_app.assets import chunk, datasets, drift, embed, evaluate, images, index, ingest, quality, upkeep
 from ragindex_app.pipelines.drift_sensor import DRIFT_SENSORS
+from ragindex_app.pipelines.executor import step_executor
 from ragindex_app.pipelines.jobs import index_job, upkeep_job
 from ragindex_app.pipelines.resources import build_resources
 from ragindex_app.pipelines.schedules import verify_schedule
@@ -18,8 +19,9 @@ from ragindex_app.pipelines.upkeep_schedule import upkeep_schedule
 
 
 def build_definitions(config_path: str | Path | None = None) -> Definitions:
-    """Assets, checks, jobs, sensors and resources. Runs launched by `dagster dev` or the daemon use Dagster's
-    multiprocess executor (a process per step; only steps that embed load the model); the CLI runs in-process."""
+    """Assets, checks, jobs, sensors, resources and the executor. Runs launched by `dagster dev`, the daemon or
+    `dagster asset materialize` run a process per step, forked from a server that imported the code once per run
+    (pipelines/executor.py; only steps that embed load the model); the CLI runs in-process."""
     config = load_config(Path(config_path or default_config_path()).resolve())
     return Definitions(
         assets=load_assets_from_modules([ingest, chunk, embed, index, images, evaluate, datasets, drift, upkeep]),
@@ -28,4 +30,5 @@ def build_definitions(config_path: str | Path | None = None) -> Definitions:
         schedules=[verify_schedule, upkeep_schedule],
         sensors=[source_change_sensor, *DRIFT_SENSORS],
         resources=build_resources(config),
+        executor=step_executor,
     )

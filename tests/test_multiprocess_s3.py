@@ -4,7 +4,6 @@ re-materialized alone, each in a new run, from their parents' data stored there.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -23,11 +22,6 @@ from ragindex.storage import JsonStore
 pytestmark = pytest.mark.slow
 DAGSTER = str(Path(sys.executable).parent / "dagster")
 PARTITION = "docs|chunks"
-# Still Dagster's multiprocess executor, a process per step, but each forked from a server that imported the code
-# location once (the default `spawn` re-imports it, 5-8 s a step). The steps share nothing else: each reads its
-# inputs from the endpoint. The `spawn` default itself runs in `make test` (scripts/ci_materialize.sh).
-FORKSERVER = json.dumps({"execution": {"config": {"multiprocess": {"start_method": {"forkserver": {
-    "preload_modules": ["ragindex_app.pipelines.definitions"]}}}}}})
 
 
 @pytest.fixture
@@ -55,9 +49,10 @@ def s3_project(tmp_path, model_cache):
 
 
 def materialize(env: dict, select: str) -> str:
-    """`dagster asset materialize` in a new process, as a user or CI runs it; returns the run id."""
+    """`dagster asset materialize` in a new process, as a user or CI runs it, with the project's executor (a process
+    per step, forked from the step server: pipelines/executor.py)."""
     done = subprocess.run([DAGSTER, "asset", "materialize", "-m", "ragindex_app.pipelines.definitions",
-                           "--select", select, "--partition", PARTITION, "--config-json", FORKSERVER], env=env,
+                           "--select", select, "--partition", PARTITION], env=env,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return done

@@ -145,7 +145,7 @@ def test_dagster_cli_exits_non_zero_when_a_blocking_check_fails(tmp_path, monkey
         for name, value in env.items():
             monkeypatch.setenv(name, value)
         # the in-process executor keeps the steps in this process, as the docstring says (the CLI would otherwise
-        # spawn a process per step, each importing the code location again); the blocking check, the skipped steps
+        # run a process per step, forked from a server it starts first); the blocking check, the skipped steps
         # and the exit code are the executor's plan either way. The per-step processes of the same command run in
         # test_multiprocess_s3.py and in `make test` (scripts/ci_materialize.sh).
         in_process = json.dumps({"execution": {"config": {"in_process": {}}}})

@@ -1,0 +1,57 @@
+"""Runs launched outside the CLI (UI, daemon, sensors, `dagster asset materialize`) run a process per step, each
+forked from a server that imported the code location and the heavy libraries once per run."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from dagster import ExecutorDefinition
+
+from ragindex_app.pipelines.executor import FORKSERVER
+from ragindex_app.pipelines.factory import build_definitions
+
+CONFIG = Path(__file__).resolve().parents[1] / "configs" / "ci.yaml"
+# A step as the multiprocess executor starts one: a forkserver that preloaded the step server forks a child,
+# which finds the libraries imported and uses LanceDB (whose threads were running in the server when it forked).
+STEP = '''
+import multiprocessing
+import sys
+
+
+def step(uri):
+    preloaded = [name for name in ("torch", "transformers", "great_expectations", "mlflow") if name in sys.modules]
+    import lancedb
+
+    table = lancedb.connect(uri).create_table("t", [{"x": 1}, {"x": 2}])
+    assert table.count_rows() == 2 and len(preloaded) == 4, preloaded
+
+
+if __name__ == "__main__":
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["ragindex_app.pipelines.step_server"])
+    process = context.Process(target=step, args=(sys.argv[1],))
+    process.start()
+    process.join(120)
+    sys.exit(process.exitcode if process.exitcode is not None else 3)
+'''
+
+
+def test_every_job_defaults_to_steps_forked_from_the_step_server():
+    defs = build_definitions(CONFIG)
+    for job in (defs.resolve_job_def("index_job"), defs.resolve_job_def("upkeep_job"),
+                defs.resolve_implicit_global_asset_job_def()):
+        executor: ExecutorDefinition = job.executor_def
+        field = executor.config_schema.as_field()
+        assert field.default_value == FORKSERVER, job.name
+        assert set(field.config_type.fields) == {"multiprocess", "in_process"}  # Dagster's default's choices stay
+
+
+def test_a_forked_step_finds_the_libraries_imported_and_lancedb_working(tmp_path):
+    script = tmp_path / "step.py"
+    script.write_text(STEP)
+    done = subprocess.run([sys.executable, "-W", "error::RuntimeWarning:lancedb.background_loop", str(script),
+                           str(tmp_path / "lancedb")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "fork support is experimental" not in done.stderr
