@@ -100,8 +100,9 @@ class Spool:
         self._chars += len(row.get("text") or "")
         if len(self._rows) >= SPOOL_ROWS or self._chars >= SPOOL_CHARS:
             batch = pa.Table.from_pylist(self._rows, self.stage.schema)
-            if self._pending is None:
-                self._pending = self.stage.db.create_table(self.pending_name, batch, mode="overwrite")
+            if self._pending is None:  # a leftover of a killed run is dropped: overwriting a missing one warns
+                self.stage.db.drop_table(self.pending_name, ignore_missing=True)
+                self._pending = self.stage.db.create_table(self.pending_name, batch)
             else:
                 self._pending.add(batch)
             self._rows, self._chars = [], 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 
 from ragindex import build as build_module
 from ragindex import staging
@@ -44,7 +45,7 @@ def _build(root: Path, corpus: Path, embedder, run_id: str) -> dict:
             "staging_tables": sorted(table_names(stages.db)), "rows": rows}
 
 
-def test_spool_streams_rows_through_a_pending_table(tmp_path, monkeypatch):
+def test_spool_streams_rows_through_a_pending_table(tmp_path, monkeypatch, capfd):
     monkeypatch.setattr(staging, "SPOOL_ROWS", 3)
     stage = StageStore(str(tmp_path)).documents("chunks", "logs")
     rows = [{"doc_id": f"d{i}", "source": "logs", "text": f"text {i}", "content_hash": str(i), "title": "",
@@ -58,6 +59,13 @@ def test_spool_streams_rows_through_a_pending_table(tmp_path, monkeypatch):
     assert spool.reader().read_all().to_pylist() == rows
     spool.close()
     assert table_names(stage.db) == set()
+    assert "No existing dataset" not in capfd.readouterr().err  # Lance's warning for overwriting a missing table
+
+    stage.db.create_table(spool.pending_name, pa.Table.from_pylist(rows[:2], stage.schema))  # a killed run's
+    again = stage.spool()
+    for row in rows:
+        again.add(row)
+    assert again.reader().read_all().to_pylist() == rows  # the leftover replaced, not appended to
 
 
 def test_streamed_build_equals_one_batch_build_with_one_commit_per_step(tmp_path, embedder, monkeypatch):
