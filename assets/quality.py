@@ -114,20 +114,16 @@ def embeddings_quality(context: AssetCheckExecutionContext, embeddings: Embeddin
     chunk, and one model fingerprint per table. Blocks indexing."""
     if not embeddings.chunks_run_id:
         return _nothing_new("chunks to embed")
-    import pyarrow as pa
-
-    from ragindex.quality import validate_embeddings
+    from ragindex.quality import validate_embeddings, vectors_table
 
     part = BuildPartition.of(context)
     mine = staging.chunks(part.table, part.source).columns(["chunk_id", "text_hash"], embeddings.chunks_version,
                                                            f"run_id = {quote(embeddings.chunks_run_id)}")
 
     found = lancedb.cache().get(mine.column("text_hash").to_pylist())
-    hashes = mine.column("text_hash").to_pylist()
+    hashes, ids = mine.column("text_hash").to_pylist(), mine.column("chunk_id").to_pylist()
     present = [i for i, h in enumerate(hashes) if h in found]
-    vectors = pa.table({"chunk_id": pa.array([mine.column("chunk_id")[i].as_py() for i in present]),
-                        "vector": pa.array([found[hashes[i]].tolist() for i in present],
-                                           pa.list_(pa.float32(), embedder.dimension()))})
+    vectors = vectors_table([ids[i] for i in present], [found[hashes[i]] for i in present])
     held = lancedb.store(part.table).fingerprint()
     fingerprint = embeddings.fingerprint["id"]
     fingerprints = {"embedding batch": [fingerprint], f"table {part.table}": [held] if held else []}

@@ -21,6 +21,7 @@ from ragindex.quality import (
     validate_documents,
     validate_embeddings,
     validate_index,
+    vectors_table,
     write_artifacts,
 )
 
@@ -129,22 +130,17 @@ def unit_vectors(n: int, dim: int = DIM, seed: int = 0) -> np.ndarray:
     return matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
 
 
-def vectors_table(matrix: np.ndarray, ids: list[str]) -> pa.Table:
-    return pa.table({"chunk_id": ids,
-                     "vector": pa.FixedSizeListArray.from_arrays(pa.array(matrix.ravel()), matrix.shape[1])})
-
-
 def embeddings(matrix=None, ids=None, chunk_ids=None, fingerprints=None, dim=DIM):
     ids = ids or ["c1", "c2", "c3"]
     matrix = unit_vectors(3) if matrix is None else matrix
-    return validate_embeddings(vectors_table(matrix, ids), chunk_ids or ["c1", "c2", "c3"], dim, "fp-model",
+    return validate_embeddings(vectors_table(ids, list(matrix)), chunk_ids or ["c1", "c2", "c3"], dim, "fp-model",
                                fingerprints or {"embedding batch": ["fp-model"], "table": ["fp-model"]})
 
 
 def test_embeddings_good_and_empty_pass():
     result = embeddings()
     assert result.success and result.evaluated == 8, result.markdown()
-    empty = validate_embeddings(vectors_table(np.zeros((0, DIM), np.float32), []), [], DIM, "fp-model",
+    empty = validate_embeddings(vectors_table([], []), [], DIM, "fp-model",
                                 {"embedding batch": ["fp-model"], "table": []})
     assert empty.success, empty.markdown()
 
@@ -170,6 +166,11 @@ def test_embeddings_not_unit_norm_fails():
 def test_embeddings_wrong_dimension_fails():
     result = embeddings(unit_vectors(3, dim=4), dim=DIM)
     assert ("expect_column_values_to_be_between", "vector_dimension") in failures(result)
+    ragged = [*unit_vectors(2), unit_vectors(1, dim=5)[0]]  # one short row among good ones: judged, not a crash
+    result = validate_embeddings(vectors_table(["c1", "c2", "c3"], ragged), ["c1", "c2", "c3"], DIM, "fp-model",
+                                 {"embedding batch": ["fp-model"]})
+    assert failures(result) == {("expect_column_values_to_be_between", "vector_dimension")}, result.markdown()
+    assert [e["chunk_id"] for e in result.failed[0].examples] == ["c3"]
 
 
 def test_embeddings_missing_or_misaligned_vectors_fail():

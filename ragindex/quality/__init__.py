@@ -8,7 +8,7 @@ only validation and rendering do.
 from ragindex.quality.artifacts import write_artifacts
 from ragindex.quality.chunks import validate_chunks
 from ragindex.quality.documents import validate_documents
-from ragindex.quality.embeddings import validate_embeddings
+from ragindex.quality.embeddings import validate_embeddings, vectors_table
 from ragindex.quality.expectations import (
     Batch,
     ExpectationOutcome,
@@ -30,6 +30,7 @@ __all__ = [
     "validate_chunks",
     "validate_documents",
     "validate_embeddings",
+    "vectors_table",
     "validate_index",
     "write_artifacts",
 ]

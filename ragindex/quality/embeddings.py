@@ -12,28 +12,48 @@ import pyarrow.compute as pc
 from ragindex.quality.expectations import Batch, ExpectationSpec, SuiteResult, validate
 
 
+def vectors_table(chunk_ids: Sequence[str], vectors: Sequence[np.ndarray]) -> pa.Table:
+    """Chunk ids and their vectors as Arrow, from the arrays themselves: a Python float per component held
+    50k vectors as 0.5 GiB. Rows may differ in length (the dimension expectation judges them)."""
+    lengths = np.fromiter((len(v) for v in vectors), dtype=np.int32, count=len(vectors))
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
+    values = np.concatenate(vectors).astype(np.float32, copy=False) if len(vectors) else np.empty(0, np.float32)
+    return pa.table({"chunk_id": pa.array(list(chunk_ids), pa.string()),
+                     "vector": pa.ListArray.from_arrays(pa.array(offsets), pa.array(values))})
+
+
 def vector_matrix(column: pa.ChunkedArray | pa.Array, dimension: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per-row dimension and an (n, d) float matrix (rows of another length are NaN) of a list column."""
+    """Per-row dimension and an (n, d) float32 matrix (rows of another length are NaN) of a list column."""
     array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     lengths = np.asarray(pc.fill_null(pc.list_value_length(array), 0), dtype=np.int64)
     width = int(lengths.max()) if len(lengths) else dimension
-    matrix = np.full((len(array), width), np.nan, dtype=np.float64)
     if len(array) and (lengths == width).all() and array.null_count == 0:
-        matrix = np.asarray(pc.list_flatten(array), dtype=np.float64).reshape(len(array), width)
-    else:
-        for row, values in enumerate(array.to_pylist()):
-            if values:
-                matrix[row, : len(values)] = np.asarray([np.nan if v is None else v for v in values], dtype=float)
+        return lengths, np.asarray(pc.list_flatten(array), dtype=np.float32).reshape(len(array), width)
+    matrix = np.full((len(array), width), np.nan, dtype=np.float32)
+    for row, values in enumerate(array.to_pylist()):
+        if values:
+            matrix[row, : len(values)] = np.asarray([np.nan if v is None else v for v in values], dtype=np.float32)
     return lengths, matrix
+
+
+def vector_stats(lengths: np.ndarray, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(whether each row is non-empty with every own component finite, its norm in float64: NaN where not
+    finite, which the finiteness expectation judges, not the norm one). A short row's padding counts as 0."""
+    padding = np.arange(matrix.shape[1]) >= lengths[:, None]
+    finite = (np.isfinite(matrix) | padding).all(axis=1) & (lengths > 0)
+    rows = matrix if finite.all() else matrix[finite]
+    if padding.any():
+        rows = np.where(padding[finite], np.float32(0), rows)
+    norms = np.full(len(matrix), np.nan)
+    norms[finite] = np.sqrt(np.einsum("ij,ij->i", rows, rows, dtype=np.float64))
+    return finite, norms
 
 
 def embeddings_frame(vectors: pa.Table, chunk_ids: Sequence[str], dimension: int) -> pd.DataFrame:
     """One row per vector: its chunk id, the chunk id at the same position of chunks.parquet (the index zips
     the two files row by row), dimension, norm, and whether every component is finite."""
     lengths, matrix = vector_matrix(vectors.column("vector"), dimension)
-    finite = np.isfinite(matrix).all(axis=1) & (lengths > 0)
-    norms = np.linalg.norm(np.where(np.isfinite(matrix), matrix, 0.0), axis=1)
-    norms[~finite] = np.nan  # judged by the finiteness expectation, not by the norm one
+    finite, norms = vector_stats(lengths, matrix)
     ids = vectors.column("chunk_id").to_pylist()
     expected = list(chunk_ids)[: len(ids)]
     return pd.DataFrame({

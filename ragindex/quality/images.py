@@ -5,20 +5,17 @@ Great Expectations expectations."""
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from ragindex.quality.embeddings import fingerprint_expectations, vector_expectations, vector_matrix
+from ragindex.quality.embeddings import fingerprint_expectations, vector_expectations, vector_matrix, vector_stats
 from ragindex.quality.expectations import Batch, ExpectationSpec, SuiteResult, validate
 
 
 def images_frame(rows: pa.Table, dimension: int) -> pd.DataFrame:
     """One row per image row: its key, path, vector dimension, norm, and whether every component is finite."""
     lengths, matrix = vector_matrix(rows.column("vector"), dimension)
-    finite = np.isfinite(matrix).all(axis=1) & (lengths > 0)
-    norms = np.linalg.norm(np.where(np.isfinite(matrix), matrix, 0.0), axis=1)
-    norms[~finite] = np.nan  # judged by the finiteness expectation, not by the norm one
+    finite, norms = vector_stats(lengths, matrix)
     sources, ids = rows.column("source").to_pylist(), rows.column("image_id").to_pylist()
     return pd.DataFrame({
         "image_key": pd.Series([f"{s}:{i}" for s, i in zip(sources, ids, strict=True)], dtype=object),
