@@ -30,7 +30,7 @@ __all__ = [
     "validate_chunks",
     "validate_documents",
     "validate_embeddings",
-    "vectors_table",
     "validate_index",
+    "vectors_table",
     "write_artifacts",
 ]

@@ -15,11 +15,11 @@ from ragindex.quality.expectations import Batch, ExpectationSpec, SuiteResult, v
 def vectors_table(chunk_ids: Sequence[str], vectors: Sequence[np.ndarray]) -> pa.Table:
     """Chunk ids and their vectors as Arrow, from the arrays themselves: a Python float per component held
     50k vectors as 0.5 GiB. Rows may differ in length (the dimension expectation judges them)."""
-    lengths = np.fromiter((len(v) for v in vectors), dtype=np.int32, count=len(vectors))
-    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
+    lengths = np.fromiter((len(v) for v in vectors), dtype=np.int64, count=len(vectors))
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)  # 64-bit: past 5.6M 384-d vectors
     values = np.concatenate(vectors).astype(np.float32, copy=False) if len(vectors) else np.empty(0, np.float32)
     return pa.table({"chunk_id": pa.array(list(chunk_ids), pa.string()),
-                     "vector": pa.ListArray.from_arrays(pa.array(offsets), pa.array(values))})
+                     "vector": pa.LargeListArray.from_arrays(pa.array(offsets), pa.array(values))})
 
 
 def vector_matrix(column: pa.ChunkedArray | pa.Array, dimension: int) -> tuple[np.ndarray, np.ndarray]:
