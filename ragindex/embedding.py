@@ -221,10 +221,12 @@ class Embedder:
         return [len(e.ids) for e in self._encodings(texts)]
 
     def _encodings(self, texts: Sequence[str]) -> Iterator:
-        """The tokenizer's encodings, ENCODE_BATCH texts per call: an Encoding holds offsets and token strings,
-        ~14 KiB per passage, and 8192 of them at once left 110 MiB of heap behind (50k chunks: ~0.7 GiB)."""
+        """The tokenizer's encodings without character offsets (the same ids, ~20% faster; only ids are read),
+        ENCODE_BATCH texts per call: an Encoding holds token strings too, ~14 KiB per passage, and 8192 of them
+        at once left 110 MiB of heap behind (50k chunks: ~0.7 GiB)."""
         for start in range(0, len(texts), ENCODE_BATCH):
-            yield from self.tokenizer.encode_batch(list(texts[start:start + ENCODE_BATCH]), add_special_tokens=True)
+            yield from self.tokenizer.encode_batch_fast(list(texts[start:start + ENCODE_BATCH]),
+                                                        add_special_tokens=True)
 
     def _encode_ids(self, texts: Sequence[str]) -> list[np.ndarray]:
         """Token ids per text (int32, a tenth of a Python list's memory), [CLS] ... [SEP] kept on truncation like
