@@ -78,7 +78,8 @@ def test_metrics_json_shape_and_floors(evaluated):
     expected = load_beir(evaluated["dataset"], known_doc_ids=corpus_ids).scored_query_ids
     assert payload["n_queries"] == len(expected) >= 10 and payload["mlflow_run_id"]
     assert set(payload["index"]) == {"uri", "table", "version", "tag"}
-    assert set(payload["latency_ms"]["fts"]) == {"p50", "p95"}
+    assert payload["latency_ms"]["fts"].keys() == {"p50", "p95", "n"}
+    assert payload["latency_ms"]["fts"]["n"] == payload["n_queries"]
     assert payload["ann_recall@10"] == 1.0  # a small table is searched exactly
     assert payload["modes"]["dense"] == payload["modes"]["dense_exact"]
     assert payload["modes"]["dense_exact"]["ndcg@10"] > 0.6

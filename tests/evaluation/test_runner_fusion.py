@@ -59,3 +59,23 @@ def test_evidence_names_non_lexical_generators_and_judged_queries(retriever) -> 
     result = evaluate(retriever, by_chunk, "coast", folds=2, unit="chunk")
     assert set(result.runs["fts"]["q-lamp"]) <= set(chunk_ids.values())  # judged and ranked by chunk id
     assert result.modes["dense_exact"]["hit@10"] == 1.0
+
+
+def test_served_hybrid_is_timed_on_a_spread_sample_and_the_rest_on_every_query(retriever, monkeypatch) -> None:
+    from ragindex.evaluation import runner
+
+    calls = []
+    search = Retriever.search
+
+    def counted(self, query, mode="hybrid", *args, **kwargs):
+        calls.append((query, mode))
+        return search(self, query, mode, *args, **kwargs)
+
+    monkeypatch.setattr(runner, "LATENCY_QUERIES", 2)
+    monkeypatch.setattr(Retriever, "search", counted)
+    result = evaluate(retriever, _evalset({}), "coast", folds=2)
+    texts = [QUERIES[q][0] for q in sorted(QUERIES)]
+    assert [q for q, mode in calls if mode == "hybrid"] == texts[::3]  # 5 queries, 2 wanted: every 3rd
+    assert result.latency_ms["hybrid"]["n"] == 2
+    assert {result.latency_ms[m]["n"] for m in ("dense", "dense_exact", "fts")} == {5}
+    assert set(result.per_query["hybrid"]) == set(QUERIES)  # hybrid's scores are its CV run on every query

@@ -78,6 +78,6 @@ def test_compare_runs_common_queries_and_holm() -> None:
 def test_percentiles_ms() -> None:
     # 1..100 ms; numpy linear interpolation: p50 = 50.5, p95 = 95.05
     out = percentiles_ms([i / 1000 for i in range(1, 101)])
-    assert out == pytest.approx({"p50": 50.5, "p95": 95.05})
+    assert out == pytest.approx({"p50": 50.5, "p95": 95.05, "n": 100})
     with pytest.raises(ValueError):
         percentiles_ms([])
