@@ -224,3 +224,15 @@ def test_a_search_process_imports_only_what_the_query_needs(evaluated):
     for hits in (first, second):
         assert [h["chunk_id"] for h in hits] == [c for c, _ in expected]
         assert [h["score"] for h in hits] == pytest.approx([s for _, s in expected], abs=1e-6)
+
+
+def test_a_search_whose_reader_has_left_ends_quietly(evaluated):
+    """`ragindex search ... | head -1`: the pipe closes before the search prints; no traceback, exit 141."""
+    table = evaluated["payload"]["index"]["table"]
+    code = ("import sys; from ragindex_app.cli.main import main; "
+            f"sys.exit(main(['search', 'fahrenheit', '--name', {table!r}, '--k', '20']))")
+    search = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    search.stdout.close()  # the reader leaves at once; the search needs its imports (~1 s) before printing
+    stderr = search.stderr.read().decode()
+    assert search.wait(timeout=120) == 141, stderr
+    assert stderr == ""
