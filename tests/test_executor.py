@@ -1,8 +1,10 @@
 """Runs launched outside the CLI (UI, daemon, sensors, `dagster asset materialize`) run a process per step, each
-forked from a server that imported the code location and the heavy libraries once per run."""
+forked from a server that imported the code location, the heavy libraries and the instance's storages once per
+run."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -21,11 +23,12 @@ import sys
 
 
 def step(uri):
-    preloaded = [name for name in ("torch", "transformers", "great_expectations", "mlflow") if name in sys.modules]
+    preloaded = [name for name in ("torch", "transformers", "great_expectations", "mlflow",
+                                   "dagster._core.storage.event_log.sqlite", "alembic") if name in sys.modules]
     import lancedb
 
     table = lancedb.connect(uri).create_table("t", [{"x": 1}, {"x": 2}])
-    assert table.count_rows() == 2 and len(preloaded) == 4, preloaded
+    assert table.count_rows() == 2 and len(preloaded) == 6, preloaded
 
 
 if __name__ == "__main__":
@@ -53,7 +56,23 @@ def test_a_forked_step_finds_the_libraries_imported_and_lancedb_working(tmp_path
     script.write_text(STEP)
     # LanceDB's fork warning made an error: whatever a library does to warnings' display (importing GE hides
     # them), it surfaces on stderr unless the step server's filter ignores it
+    home = tmp_path / "dagster_home"  # an instance with the default (SQLite) storages, whose modules are preloaded
+    home.mkdir()
+    (home / "dagster.yaml").write_text("")
     done = subprocess.run([sys.executable, "-W", "error:lancedb fork support:RuntimeWarning", str(script),
-                           str(tmp_path / "lancedb")], capture_output=True, text=True, timeout=300)
+                           str(tmp_path / "lancedb")], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "DAGSTER_HOME": str(home)})
     assert done.returncode == 0, done.stderr[-3000:]
     assert "fork support is experimental" not in done.stderr
+
+
+def test_the_step_server_preloads_the_instances_storages_and_skips_an_instance_it_cannot_read(tmp_path, monkeypatch):
+    from ragindex_app.pipelines.step_server import instance_modules
+
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    (tmp_path / "dagster.yaml").write_text("")
+    assert {"dagster._core.storage.runs", "dagster._core.storage.event_log"} <= set(instance_modules())
+    (tmp_path / "dagster.yaml").write_text("storage: {nosuch: {}}\n")  # the run's own instance load says why
+    assert instance_modules() == []
+    monkeypatch.delenv("DAGSTER_HOME")
+    assert instance_modules() == []
