@@ -10,7 +10,9 @@ import importlib
 import os
 import warnings
 
-MODULES = ("ragindex_app.pipelines.factory", "torch", "transformers", "onnxruntime", "great_expectations", "mlflow")
+# transformers is left out: no step of a build with the default (BERT) model imports it; a non-BERT checkpoint or
+# an image model imports it in the steps that need it
+MODULES = ("ragindex_app.pipelines.factory", "torch", "onnxruntime", "great_expectations", "mlflow")
 
 
 def instance_modules() -> list[str]:
