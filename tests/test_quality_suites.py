@@ -293,3 +293,11 @@ def test_loading_the_definitions_does_not_import_great_expectations():
             "assert 'great_expectations' not in sys.modules, 'GE imported at definition load'")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_vectors_table_keeps_the_arrays_exactly_with_64_bit_offsets():
+    matrix = unit_vectors(3)
+    table = vectors_table(["c1", "c2", "c3"], list(matrix))
+    assert table.schema.field("vector").type == pa.large_list(pa.float32())  # 32-bit offsets overflow past 5.6M
+    assert np.array_equal(np.stack(table.column("vector").to_numpy(zero_copy_only=False)), matrix.astype(np.float32))
+    assert table.column("chunk_id").to_pylist() == ["c1", "c2", "c3"]
